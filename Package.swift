@@ -1,0 +1,33 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "zonegate",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "zonegate", targets: ["zonegate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // Pure: policy values, YAML parsing with source positions, validation.
+        .target(name: "ZonegatePolicy", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Pure: inventory, zones of a container, verdicts, matrix, explain, assertion prover.
+        .target(name: "ZonegateEngine", dependencies: ["ZonegatePolicy"]),
+        // The subcommands: thin argument parsing and rendering over the modules.
+        .target(name: "ZonegateCLI", dependencies: [
+            "ZonegatePolicy", "ZonegateEngine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
+        .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
+        .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
+        .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),
+    ]
+)

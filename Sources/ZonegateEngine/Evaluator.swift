@@ -1,0 +1,252 @@
+import ZonegatePolicy
+
+/// One end of a flow.
+public enum Peer: Hashable, Sendable {
+    /// A managed container, by its index in the inventory.
+    case container(Int)
+    /// An outside address that no CIDR of the policy covers.
+    case world
+    /// The Docker host's own addresses, which no CIDR endpoint matches.
+    case host
+    /// A particular address that is no container's: `world`, and any CIDR endpoint that contains it.
+    case address(IPAddress)
+}
+
+/// The outcome of a flow under the policy.
+public enum VerdictKind: String, Hashable, Sendable, Codable {
+    case allow, deny
+    /// Denied only by zones in audit mode: it passes and is logged as would-be-denied.
+    case audit
+}
+
+/// A zone (or `defaults.unzoned`) that restricts one side of a flow, with the mode it restricts in.
+public struct Restriction: Hashable, Sendable {
+    /// A zone name, or `defaults.unzoned` for an unzoned container's ingress.
+    public var source: String
+    public var mode: EnforcementMode
+}
+
+/// The verdict of one flow and what decided it.
+public struct Decision: Hashable, Sendable {
+    public var verdict: VerdictKind
+    /// Rules whose `from`, `to` and `ports` cover the flow (empty when denied, or allowed by open sides).
+    public var rules: [String]
+    /// Why the destination's ingress is restricted; nil when it is not a managed container.
+    public var ingressRestrictions: [Restriction]?
+    /// Why the source's egress is restricted; nil when it is not a managed container.
+    public var egressRestrictions: [Restriction]?
+    /// Neither end is a managed container (or both are the same container): zonegate never touches it.
+    public var untouched: Bool
+}
+
+/// A container's zones and the CIDR blocks of the policy its addresses fall in; containers that
+/// share both get the same verdicts, so the engine reasons once per identity, not per container.
+struct Identity: Hashable {
+    var zones: [Int]
+    var cidrBlocks: [Int]
+}
+
+/// The policy applied to one inventory: zones of each container, and verdicts of flows.
+public struct PolicyEvaluator: Sendable {
+    public let policy: Policy
+    public let inventory: Inventory
+    /// Indices into `policy.zones`, per container.
+    public let zonesOfContainer: [[Int]]
+    let identityOfContainer: [Int]
+    let identities: [Identity]
+    let cidrBlocks: [CIDRBlock]
+    /// Per identity, the rules whose `from` (and `to`) match it: a verdict is then two bitset lookups.
+    /// (Filled last in `init`, from the other properties.)
+    private var rulesFromIdentity: [RuleSet] = []
+    private var rulesToIdentity: [RuleSet] = []
+    private let zoneIndex: [String: Int]
+    private let containerIndex: [String: Int]
+    private let containerOfAddress: [IPAddress: Int]
+
+    public init(policy: Policy, inventory: Inventory) {
+        self.policy = policy
+        self.inventory = inventory
+        zoneIndex = Dictionary(uniqueKeysWithValues: policy.zones.enumerated().map { ($1.name, $0) })
+        containerIndex = Dictionary(inventory.containers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        containerOfAddress = Dictionary(inventory.containers.enumerated().flatMap { index, container in
+            container.addresses.map { ($0, index) }
+        }, uniquingKeysWith: { a, _ in a })
+        var blocks: [CIDRBlock] = []
+        for rule in policy.rules {
+            for case .cidr(let block) in rule.from + rule.to where !blocks.contains(block) { blocks.append(block) }
+        }
+        cidrBlocks = blocks
+        var identityIds: [Identity: Int] = [:]
+        var identities: [Identity] = []
+        var zonesOfContainer: [[Int]] = []
+        var identityOfContainer: [Int] = []
+        for container in inventory.containers {
+            let zones = policy.zones.indices.filter { policy.zones[$0].selector.matches(container.labels) }
+            let matched = blocks.indices.filter { index in container.addresses.contains { blocks[index].contains($0) } }
+            let identity = Identity(zones: zones, cidrBlocks: matched)
+            let id = identityIds[identity] ?? {
+                identities.append(identity)
+                identityIds[identity] = identities.count - 1
+                return identities.count - 1
+            }()
+            zonesOfContainer.append(zones)
+            identityOfContainer.append(id)
+        }
+        self.zonesOfContainer = zonesOfContainer
+        self.identityOfContainer = identityOfContainer
+        self.identities = identities
+        rulesFromIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container($0)), \.from) }
+        rulesToIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container($0)), \.to) }
+    }
+
+    /// The rules one side of which (`\.from` or `\.to`) matches the peer.
+    private func ruleSet(matching peer: PeerClass, _ side: KeyPath<Rule, [Endpoint]>) -> RuleSet {
+        guard let id = peer.identity else { return computeRuleSet(matching: peer, side) }
+        return side == \Rule.from ? rulesFromIdentity[id] : rulesToIdentity[id]
+    }
+
+    private func computeRuleSet(matching peer: PeerClass, _ side: KeyPath<Rule, [Endpoint]>) -> RuleSet {
+        var set = RuleSet(count: policy.rules.count)
+        for (index, rule) in policy.rules.enumerated() where rule[keyPath: side].contains(where: { matches($0, peer) }) {
+            set.insert(index)
+        }
+        return set
+    }
+
+    // MARK: - Resolving names
+
+    /// A container name, an address, `world` or `host`.
+    public func peer(named text: String) -> Peer? {
+        switch text {
+        case "world": return .world
+        case "host": return .host
+        default:
+            if let index = containerIndex[text] { return .container(index) }
+            guard let address = IPAddress(text) else { return nil }
+            return containerOfAddress[address].map(Peer.container) ?? .address(address)
+        }
+    }
+
+    public func name(of peer: Peer) -> String {
+        switch peer {
+        case .container(let index): return inventory.containers[index].name
+        case .world: return "world"
+        case .host: return "host"
+        case .address(let address): return address.description
+        }
+    }
+
+    public func zoneNames(ofContainer index: Int) -> [String] {
+        zonesOfContainer[index].map { policy.zones[$0].name }
+    }
+
+    // MARK: - Verdicts
+
+    /// The verdict of policy.md step 4 and 5 (with audit mode) for one flow.
+    public func decide(from source: Peer, to destination: Peer, port: ServicePort) -> Decision {
+        decide(from: PeerClass(source, self), to: PeerClass(destination, self), port: port,
+               sameContainer: source == destination && source.isContainer)
+    }
+
+    func decide(from source: PeerClass, to destination: PeerClass, port: ServicePort, sameContainer: Bool = false) -> Decision {
+        let ingress = destination.identity.map { ingressRestrictions(of: identities[$0]) }
+        let egress = source.identity.map { egressRestrictions(of: identities[$0]) }
+        if sameContainer || (ingress == nil && egress == nil) {
+            return Decision(verdict: .allow, rules: [], ingressRestrictions: ingress, egressRestrictions: egress, untouched: true)
+        }
+        let candidates = ruleSet(matching: source, \.from).intersection(ruleSet(matching: destination, \.to))
+        let rules = candidates.indices.map { policy.rules[$0] }
+            .filter { rule in rule.portRanges.contains { $0.contains(port) } }.map(\.name)
+        let restrictions = (ingress ?? []) + (egress ?? [])
+        let verdict: VerdictKind
+        if !rules.isEmpty || restrictions.isEmpty {
+            verdict = .allow
+        } else {
+            verdict = restrictions.allSatisfy { $0.mode == .audit } ? .audit : .deny
+        }
+        return Decision(verdict: verdict, rules: rules, ingressRestrictions: ingress, egressRestrictions: egress, untouched: false)
+    }
+
+    private func ingressRestrictions(of identity: Identity) -> [Restriction] {
+        if identity.zones.isEmpty {
+            return policy.defaults.unzoned == .restricted ? [Restriction(source: "defaults.unzoned", mode: policy.defaults.mode)] : []
+        }
+        return identity.zones.map { policy.zones[$0] }.filter { $0.ingress == .restricted }
+            .map { Restriction(source: $0.name, mode: policy.mode(of: $0)) }
+    }
+
+    private func egressRestrictions(of identity: Identity) -> [Restriction] {
+        identity.zones.map { policy.zones[$0] }.filter { $0.egress == .restricted }
+            .map { Restriction(source: $0.name, mode: policy.mode(of: $0)) }
+    }
+
+    private func matches(_ endpoint: Endpoint, _ peer: PeerClass) -> Bool {
+        switch (endpoint, peer.kind) {
+        case (.any, _): return true
+        case (.zone(let name), .container(let id)): return zoneIndex[name].map(identities[id].zones.contains) ?? false
+        case (.cidr(let block), .container(let id)): return cidrBlocks.firstIndex(of: block).map(identities[id].cidrBlocks.contains) ?? false
+        case (.cidr(let block), .address(let address)): return block.contains(address)
+        case (.world, .world), (.world, .address), (.host, .host): return true
+        default: return false
+        }
+    }
+}
+
+/// A peer reduced to what verdicts depend on: containers by identity.
+struct PeerClass: Hashable {
+    enum Kind: Hashable {
+        case container(Int)
+        case world
+        case host
+        case address(IPAddress)
+    }
+
+    var kind: Kind
+
+    init(_ kind: Kind) { self.kind = kind }
+
+    init(_ peer: Peer, _ evaluator: PolicyEvaluator) {
+        switch peer {
+        case .container(let index): kind = .container(evaluator.identityOfContainer[index])
+        case .world: kind = .world
+        case .host: kind = .host
+        case .address(let address): kind = .address(address)
+        }
+    }
+
+    var identity: Int? {
+        if case .container(let id) = kind { return id }
+        return nil
+    }
+}
+
+extension Peer {
+    var isContainer: Bool {
+        if case .container = self { return true }
+        return false
+    }
+}
+
+/// A set of rule indices as a bitset, so that "rules matching both ends" is one AND per word.
+struct RuleSet: Hashable, Sendable {
+    private var words: [UInt64]
+
+    init(count: Int) { words = Array(repeating: 0, count: (count + 63) / 64) }
+
+    mutating func insert(_ index: Int) { words[index / 64] |= 1 << UInt64(index % 64) }
+
+    func intersection(_ other: RuleSet) -> RuleSet {
+        var result = self
+        for index in words.indices { result.words[index] &= other.words[index] }
+        return result
+    }
+
+    /// Members in ascending order, so verdicts list rules in policy order.
+    var indices: [Int] {
+        var result: [Int] = []
+        for (wordIndex, word) in words.enumerated() where word != 0 {
+            for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 { result.append(wordIndex * 64 + bit) }
+        }
+        return result
+    }
+}

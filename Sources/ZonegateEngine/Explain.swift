@@ -1,0 +1,78 @@
+import ZonegatePolicy
+
+/// The verdict of one flow with the reasons, in the order cli.md gives: zones of each end,
+/// restriction of each side, matching rules, the default that applied.
+public struct Explanation: Hashable, Sendable {
+    public var verdict: VerdictKind
+    public var rules: [String]
+    public var reasons: [String]
+}
+
+extension PolicyEvaluator {
+    public func explain(from source: Peer, to destination: Peer, port: ServicePort) -> Explanation {
+        let decision = decide(from: source, to: destination, port: port)
+        var reasons = [describe(source, as: "source"), describe(destination, as: "destination")]
+        if source == destination, source.isContainer {
+            reasons.append("a container's traffic to itself never leaves it: zonegate does not filter it")
+            return Explanation(verdict: .allow, rules: [], reasons: reasons)
+        }
+        if decision.untouched {
+            reasons.append("neither end is a managed container: zonegate never touches this flow")
+            return Explanation(verdict: .allow, rules: [], reasons: reasons)
+        }
+        reasons.append(describeSide("ingress", of: destination, decision.ingressRestrictions))
+        reasons.append(describeSide("egress", of: source, decision.egressRestrictions))
+        let flowText = "\(name(of: source)) -> \(name(of: destination)) on \(port)"
+        if decision.rules.isEmpty {
+            reasons.append("no rule allows \(flowText)")
+        }
+        for ruleName in decision.rules {
+            guard let rule = policy.rules.first(where: { $0.name == ruleName }) else { continue }
+            var text = "rule \(rule.name) allows \(flowText)"
+            if let location = rule.location { text += " (\(location))" }
+            let notes = [rule.annotations.owner.map { "owner: \($0)" }, rule.annotations.ticket.map { "ticket: \($0)" },
+                         rule.annotations.description].compactMap { $0 }
+            if !notes.isEmpty { text += " [\(notes.joined(separator: "; "))]" }
+            reasons.append(text)
+        }
+        switch decision.verdict {
+        case .allow where decision.rules.isEmpty:
+            reasons.append("allowed: no side of the flow is restricted")
+        case .allow:
+            reasons.append("allowed by rule")
+        case .deny:
+            let action = policy.defaults.action == .drop ? "dropped" : "rejected"
+            reasons.append("denied: \(action) (defaults.action: \(policy.defaults.action.rawValue))")
+        case .audit:
+            let zones = ((decision.ingressRestrictions ?? []) + (decision.egressRestrictions ?? [])).map(\.source)
+            reasons.append("would be denied, but only by \(zones.joined(separator: ", ")) in audit mode: it passes and is logged as would-be-denied")
+        }
+        return Explanation(verdict: decision.verdict, rules: decision.verdict == .allow ? decision.rules : [], reasons: reasons)
+    }
+
+    private func describe(_ peer: Peer, as role: String) -> String {
+        switch peer {
+        case .container(let index):
+            let zones = zoneNames(ofContainer: index)
+            let container = inventory.containers[index]
+            return zones.isEmpty
+                ? "\(role) \(container.name) is a managed container in no zone (unzoned)"
+                : "\(role) \(container.name) is a managed container in zone\(zones.count == 1 ? "" : "s") \(zones.joined(separator: ", "))"
+        case .world:
+            return "\(role) world is an outside address that no CIDR of the policy covers"
+        case .host:
+            return "\(role) host is the Docker host itself"
+        case .address(let address):
+            let blocks = cidrBlocks.filter { $0.contains(address) }.map(\.description)
+            return "\(role) \(address) is an outside address (no container holds it)"
+                + (blocks.isEmpty ? "" : " inside \(blocks.joined(separator: "; "))")
+        }
+    }
+
+    private func describeSide(_ side: String, of peer: Peer, _ restrictions: [Restriction]?) -> String {
+        guard let restrictions else { return "\(side): \(name(of: peer)) is not a managed container, so its \(side) is not checked" }
+        if restrictions.isEmpty { return "\(side) of \(name(of: peer)) is open" }
+        let by = restrictions.map { "\($0.source) (\($0.mode.rawValue))" }.joined(separator: ", ")
+        return "\(side) of \(name(of: peer)) is restricted by \(by)"
+    }
+}

@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An IPv4 or IPv6 address as its network-order bytes (4 or 16 of them).
+public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    public let bytes: [UInt8]
+
+    public var isIPv4: Bool { bytes.count == 4 }
+
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// Parses dotted-quad IPv4 or any textual IPv6 form (RFC 4291), as `inet_pton` does.
+    public init?(_ text: String) {
+        var buffer = [UInt8](repeating: 0, count: 16)
+        if text.contains(":") {
+            guard inet_pton(AF_INET6, text, &buffer) == 1 else { return nil }
+            self.bytes = buffer
+        } else {
+            guard inet_pton(AF_INET, text, &buffer) == 1 else { return nil }
+            self.bytes = Array(buffer.prefix(4))
+        }
+    }
+
+    public var description: String {
+        var output = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = isIPv4 ? AF_INET : AF_INET6
+        _ = bytes.withUnsafeBufferPointer { inet_ntop(family, $0.baseAddress, &output, socklen_t(output.count)) }
+        return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public static func < (a: IPAddress, b: IPAddress) -> Bool {
+        a.bytes.count != b.bytes.count ? a.bytes.count < b.bytes.count : a.bytes.lexicographicallyPrecedes(b.bytes)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let address = IPAddress(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an IPv4 or IPv6 address"))
+        }
+        self = address
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// An address prefix such as `203.0.113.0/24` or `fd00::/8`.
+public struct CIDR: Hashable, Sendable, CustomStringConvertible {
+    public let network: IPAddress
+    public let prefixLength: Int
+
+    /// Why a text is not a CIDR, phrased as what was expected.
+    public enum ParseFailure: Error, Equatable {
+        case notAnAddress
+        case badPrefixLength(max: Int)
+        case hostBitsSet(suggestion: String)
+    }
+
+    /// Parses `ADDRESS/LEN`; a bare address stands for the single host (/32 or /128).
+    public static func parse(_ text: String) -> Result<CIDR, ParseFailure> {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = IPAddress(String(parts[0])) else { return .failure(.notAnAddress) }
+        let maxLength = address.bytes.count * 8
+        var length = maxLength
+        if parts.count == 2 {
+            guard let parsed = Int(parts[1]), (0...maxLength).contains(parsed), parts[1].allSatisfy(\.isNumber) else {
+                return .failure(.badPrefixLength(max: maxLength))
+            }
+            length = parsed
+        }
+        let network = CIDR.masked(address, length)
+        guard network == address else {
+            return .failure(.hostBitsSet(suggestion: "\(network)/\(length)"))
+        }
+        return .success(CIDR(network: network, prefixLength: length))
+    }
+
+    public init(network: IPAddress, prefixLength: Int) {
+        self.network = CIDR.masked(network, prefixLength)
+        self.prefixLength = prefixLength
+    }
+
+    public var isIPv4: Bool { network.isIPv4 }
+
+    public func contains(_ address: IPAddress) -> Bool {
+        address.bytes.count == network.bytes.count && CIDR.masked(address, prefixLength) == network
+    }
+
+    /// True when every address of `other` is also in this prefix.
+    public func contains(_ other: CIDR) -> Bool {
+        other.prefixLength >= prefixLength && contains(other.network)
+    }
+
+    /// True when the two prefixes share an address (for prefixes: one contains the other).
+    public func overlaps(_ other: CIDR) -> Bool { contains(other) || other.contains(self) }
+
+    public var description: String { "\(network)/\(prefixLength)" }
+
+    private static func masked(_ address: IPAddress, _ length: Int) -> IPAddress {
+        var bytes = address.bytes
+        for index in bytes.indices {
+            let bitsKept = max(0, min(8, length - index * 8))
+            bytes[index] &= bitsKept == 0 ? 0 : ~UInt8(0) << (8 - bitsKept)
+        }
+        return IPAddress(bytes: bytes)!
+    }
+}

@@ -1,0 +1,3 @@
+import ZonegateCLI
+
+Zonegate.runMain()
