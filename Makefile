@@ -5,7 +5,7 @@ ZONEGATE := .build/debug/zonegate
 # Debian packages the build and the tests need; `make deps` installs whichever are missing.
 DEBIAN_PACKAGES := iproute2
 
-.PHONY: all deps build demo test clean
+.PHONY: all deps build demo test bench clean
 
 all: build
 
@@ -34,3 +34,8 @@ test: deps
 
 clean:
 	rm -rf .build
+
+# Benchmarks (release build): a table on stdout and bench-results.json.
+bench: deps
+	$(SWIFT) build -c release --product zonegate-bench
+	.build/release/zonegate-bench bench-results.json
