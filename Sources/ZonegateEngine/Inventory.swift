@@ -1,6 +1,21 @@
 import Foundation
 import ZonegatePolicy
 
+/// Where a container is plugged into one Docker bridge network: what binds its addresses to it.
+public struct BridgeAttachment: Hashable, Sendable, Codable {
+    /// The Linux bridge device of the network (`docker0`, `br-<id>`).
+    public var bridge: String
+    /// The host side of the container's veth: the bridge port its packets arrive on.
+    public var port: String
+    public var addresses: [IPAddress]
+
+    public init(bridge: String, port: String, addresses: [IPAddress]) {
+        self.bridge = bridge
+        self.port = port
+        self.addresses = addresses
+    }
+}
+
 /// A managed container as zonegate sees it: identity, labels, addresses, exposed ports.
 public struct Container: Hashable, Sendable, Codable {
     public var name: String
@@ -9,16 +24,20 @@ public struct Container: Hashable, Sendable, Codable {
     public var addresses: [IPAddress]
     /// Exposed or published ports, the container's own side.
     public var ports: [ServicePort]
+    /// Its bridge ports (optional in a hand-written file; the dataplane binds addresses to them).
+    public var attachments: [BridgeAttachment]
 
-    public init(name: String, id: String? = nil, labels: [String: String] = [:], addresses: [IPAddress] = [], ports: [ServicePort] = []) {
+    public init(name: String, id: String? = nil, labels: [String: String] = [:], addresses: [IPAddress] = [],
+                ports: [ServicePort] = [], attachments: [BridgeAttachment] = []) {
         self.name = name
         self.id = id
         self.labels = labels
         self.addresses = addresses
         self.ports = ports
+        self.attachments = attachments
     }
 
-    private enum CodingKeys: String, CodingKey { case name, id, labels, addresses, ports }
+    private enum CodingKeys: String, CodingKey { case name, id, labels, addresses, ports, attachments }
 
     public init(from decoder: Decoder) throws {
         let values = try decoder.container(keyedBy: CodingKeys.self)
@@ -27,6 +46,7 @@ public struct Container: Hashable, Sendable, Codable {
         labels = try values.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         addresses = try values.decodeIfPresent([IPAddress].self, forKey: .addresses) ?? []
         let portTexts = try values.decodeIfPresent([String].self, forKey: .ports) ?? []
+        attachments = try values.decodeIfPresent([BridgeAttachment].self, forKey: .attachments) ?? []
         ports = try portTexts.map { text in
             guard let port = ServicePort.parse(text) else {
                 throw DecodingError.dataCorruptedError(forKey: .ports, in: values,
@@ -43,15 +63,34 @@ public struct Container: Hashable, Sendable, Codable {
         try values.encode(labels, forKey: .labels)
         try values.encode(addresses, forKey: .addresses)
         try values.encode(ports.map(\.description), forKey: .ports)
+        if !attachments.isEmpty { try values.encode(attachments, forKey: .attachments) }
     }
 }
 
 /// The containers of a host at one moment: what `zonegate inventory` prints and `--inventory` reads.
 public struct Inventory: Hashable, Sendable, Codable {
     public var containers: [Container]
+    /// The bridge devices zonegate manages, with or without containers on them yet: an address
+    /// on one of them that no container of the inventory holds sends and receives nothing.
+    public var bridges: [String]
 
-    public init(containers: [Container]) {
+    public init(containers: [Container], bridges: [String] = []) {
         self.containers = containers
+        self.bridges = bridges
+    }
+
+    private enum CodingKeys: String, CodingKey { case containers, bridges }
+
+    public init(from decoder: Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        containers = try values.decode([Container].self, forKey: .containers)
+        bridges = try values.decodeIfPresent([String].self, forKey: .bridges) ?? []
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var values = encoder.container(keyedBy: CodingKeys.self)
+        try values.encode(containers, forKey: .containers)
+        if !bridges.isEmpty { try values.encode(bridges, forKey: .bridges) }
     }
 
     /// Why an inventory file was refused.
@@ -74,9 +113,18 @@ public struct Inventory: Hashable, Sendable, Codable {
     public func validate() throws {
         var names: Set<String> = []
         var owners: [IPAddress: String] = [:]
+        var portOwners: [String: String] = [:]
         for container in containers {
             guard names.insert(container.name).inserted else {
                 throw Invalid(description: "invalid inventory: container name '\(container.name)' appears twice")
+            }
+            for attachment in container.attachments {
+                if let owner = portOwners.updateValue(container.name, forKey: attachment.port) {
+                    throw Invalid(description: "invalid inventory: bridge port \(attachment.port) belongs to both '\(owner)' and '\(container.name)'")
+                }
+                if let stray = attachment.addresses.first(where: { !container.addresses.contains($0) }) {
+                    throw Invalid(description: "invalid inventory: '\(container.name)' has \(stray) on \(attachment.port) but not among its addresses")
+                }
             }
             for address in container.addresses {
                 if let owner = owners.updateValue(container.name, forKey: address), owner != container.name {

@@ -219,22 +219,16 @@ final class KubernetesReachabilityTests: XCTestCase {
         port80.expectPeers(from: pod("b"), to: { $0 == "x/a" }, true)
         var port81 = port80
         port81.expectAllEgress("x/a", false)
-        assertReachability("should work with Ingress, Egress specified together", """
+        let yaml = """
             zones:
               - {name: x-a, selector: {matchLabels: {ns: x, pod: a}}, ingress: restricted, egress: restricted}
               - {name: pod-b, selector: {matchLabels: {pod: b}}, ingress: open}
             rules:
               - {name: ingress-from-b, from: pod-b, to: x-a}
               - {name: egress-on-80, from: x-a, to: any, ports: [80/tcp]}
-            """, ports: ["80/tcp"], port80)
-        assertReachability("should work with Ingress, Egress specified together (81)", """
-            zones:
-              - {name: x-a, selector: {matchLabels: {ns: x, pod: a}}, ingress: restricted, egress: restricted}
-              - {name: pod-b, selector: {matchLabels: {pod: b}}, ingress: open}
-            rules:
-              - {name: ingress-from-b, from: pod-b, to: x-a}
-              - {name: egress-on-80, from: x-a, to: any, ports: [80/tcp]}
-            """, ports: ["81/tcp"], port81)
+            """
+        assertReachability("should work with Ingress, Egress specified together", yaml, ports: ["80/tcp"], port80)
+        assertReachability("should work with Ingress, Egress specified together (81)", yaml, ports: ["81/tcp"], port81)
     }
 
     func testEgressToCIDRWithExcept() {
