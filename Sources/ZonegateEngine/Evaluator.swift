@@ -41,9 +41,11 @@ public struct Decision: Hashable, Sendable {
 
 /// A container's zones and the CIDR blocks of the policy its addresses fall in; containers that
 /// share both get the same verdicts, so the engine reasons once per identity, not per container.
-struct Identity: Hashable {
-    var zones: [Int]
-    var cidrBlocks: [Int]
+public struct Identity: Hashable, Sendable {
+    /// Indices of `policy.zones`.
+    public var zones: [Int]
+    /// Indices of `PolicyEvaluator.cidrBlocks`.
+    public var cidrBlocks: [Int]
 }
 
 /// The policy applied to one inventory: zones of each container, and verdicts of flows.
@@ -52,9 +54,11 @@ public struct PolicyEvaluator: Sendable {
     public let inventory: Inventory
     /// Indices into `policy.zones`, per container.
     public let zonesOfContainer: [[Int]]
-    let identityOfContainer: [Int]
-    let identities: [Identity]
-    let cidrBlocks: [CIDRBlock]
+    /// Index into `identities`, per container.
+    public let identityOfContainer: [Int]
+    public let identities: [Identity]
+    /// Every distinct CIDR endpoint of the rules, in rule order.
+    public let cidrBlocks: [CIDRBlock]
     /// Per identity, the rules whose `from` (and `to`) match it: a verdict is then two bitset lookups.
     /// (Filled last in `init`, from the other properties.)
     private var rulesFromIdentity: [RuleSet] = []
@@ -95,11 +99,16 @@ public struct PolicyEvaluator: Sendable {
         self.zonesOfContainer = zonesOfContainer
         self.identityOfContainer = identityOfContainer
         self.identities = identities
-        rulesFromIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container($0)), \.from) }
-        rulesToIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container($0)), \.to) }
+        rulesFromIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container(identity: $0)), \.from) }
+        rulesToIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container(identity: $0)), \.to) }
     }
 
     /// The rules one side of which (`\.from` or `\.to`) matches the peer.
+    /// Rules whose `from` matches the source and `to` the destination, whatever their ports.
+    func ruleSetIndices(from source: PeerClass, to destination: PeerClass) -> [Int] {
+        ruleSet(matching: source, \.from).intersection(ruleSet(matching: destination, \.to)).indices
+    }
+
     private func ruleSet(matching peer: PeerClass, _ side: KeyPath<Rule, [Endpoint]>) -> RuleSet {
         guard let id = peer.identity else { return computeRuleSet(matching: peer, side) }
         return side == \Rule.from ? rulesFromIdentity[id] : rulesToIdentity[id]
@@ -154,8 +163,7 @@ public struct PolicyEvaluator: Sendable {
         if sameContainer || (ingress == nil && egress == nil) {
             return Decision(verdict: .allow, rules: [], ingressRestrictions: ingress, egressRestrictions: egress, untouched: true)
         }
-        let candidates = ruleSet(matching: source, \.from).intersection(ruleSet(matching: destination, \.to))
-        let rules = candidates.indices.map { policy.rules[$0] }
+        let rules = ruleSetIndices(from: source, to: destination).map { policy.rules[$0] }
             .filter { rule in rule.portRanges.contains { $0.contains(port) } }.map(\.name)
         let restrictions = (ingress ?? []) + (egress ?? [])
         let verdict: VerdictKind
@@ -185,32 +193,38 @@ public struct PolicyEvaluator: Sendable {
         case (.any, _): return true
         case (.zone(let name), .container(let id)): return zoneIndex[name].map(identities[id].zones.contains) ?? false
         case (.cidr(let block), .container(let id)): return cidrBlocks.firstIndex(of: block).map(identities[id].cidrBlocks.contains) ?? false
-        case (.cidr(let block), .address(let address)): return block.contains(address)
-        case (.world, .world), (.world, .address), (.host, .host): return true
+        case (.cidr(let block), .outside(let blocks)): return cidrBlocks.firstIndex(of: block).map(blocks.contains) ?? false
+        case (.world, .outside), (.host, .host): return true
         default: return false
         }
     }
 }
 
-/// A peer reduced to what verdicts depend on: containers by identity.
-struct PeerClass: Hashable {
-    enum Kind: Hashable {
-        case container(Int)
-        case world
+/// A peer reduced to what verdicts depend on: a container by its identity, an outside address by
+/// the policy's CIDR blocks it falls in, or the host. Peers of one class get the same verdicts.
+public struct PeerClass: Hashable, Sendable {
+    /// The three kinds of peer.
+    public enum Kind: Hashable, Sendable {
+        /// Containers of one identity (an index of `PolicyEvaluator.identities`).
+        case container(identity: Int)
+        /// Outside addresses inside exactly these CIDR blocks (indices of `cidrBlocks`); `world` is none.
+        case outside(blocks: [Int])
         case host
-        case address(IPAddress)
     }
 
-    var kind: Kind
+    public var kind: Kind
 
-    init(_ kind: Kind) { self.kind = kind }
+    public init(_ kind: Kind) { self.kind = kind }
+
+    public static let world = PeerClass(.outside(blocks: []))
+    public static let host = PeerClass(.host)
 
     init(_ peer: Peer, _ evaluator: PolicyEvaluator) {
         switch peer {
-        case .container(let index): kind = .container(evaluator.identityOfContainer[index])
-        case .world: kind = .world
+        case .container(let index): kind = .container(identity: evaluator.identityOfContainer[index])
+        case .world: kind = .outside(blocks: [])
         case .host: kind = .host
-        case .address(let address): kind = .address(address)
+        case .address(let address): kind = .outside(blocks: evaluator.cidrBlocks.indices.filter { evaluator.cidrBlocks[$0].contains(address) })
         }
     }
 

@@ -56,11 +56,11 @@ public struct ReachabilityMatrix: Sendable {
     /// identity and ports, so the cost follows the number of identities, not containers squared.
     public func summary() -> MatrixSummary {
         let containers = evaluator.inventory.containers
-        var sourceCounts: [PeerClass: Int] = [PeerClass(.world): 1, PeerClass(.host): 1]
+        var sourceCounts: [PeerClass: Int] = [.world: 1, .host: 1]
         var destinationGroups: [DestinationGroup: Int] = [:]
         for index in containers.indices {
             let identity = evaluator.identityOfContainer[index]
-            sourceCounts[PeerClass(.container(identity)), default: 0] += 1
+            sourceCounts[PeerClass(.container(identity: identity)), default: 0] += 1
             destinationGroups[DestinationGroup(identity: identity, ports: containers[index].ports), default: 0] += 1
         }
         var summary = MatrixSummary(containers: containers.count, identities: evaluator.identities.count,
@@ -71,7 +71,7 @@ public struct ReachabilityMatrix: Sendable {
                 let pairs = sourceCount * destinationCount - (source.identity == group.identity ? destinationCount : 0)
                 guard pairs > 0 else { continue }
                 for port in group.ports {
-                    let verdict = evaluator.decide(from: source, to: PeerClass(.container(group.identity)), port: port).verdict
+                    let verdict = evaluator.decide(from: source, to: PeerClass(.container(identity: group.identity)), port: port).verdict
                     summary.flows += pairs
                     switch verdict {
                     case .allow: summary.allowed += pairs

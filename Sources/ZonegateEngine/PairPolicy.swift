@@ -1,0 +1,101 @@
+import ZonegatePolicy
+
+/// What the policy allows between two peer classes, over every port at once: the form a
+/// dataplane programs, where `decide` answers for one port.
+public struct PairPolicy: Hashable, Sendable {
+    /// Neither end is a managed container: never touched.
+    public var untouched: Bool
+    /// No side is restricted: every protocol and port passes.
+    public var unrestricted: Bool
+    /// Rules covering the pair, with the ports each covers (ranges may overlap across rules).
+    public var rules: [RuleCoverage]
+    /// What no rule covers passes as would-be-denied (denied only by zones in audit mode).
+    public var auditsTheRest: Bool
+}
+
+/// A rule and the ports it opens.
+public struct RuleCoverage: Hashable, Sendable {
+    public var name: String
+    public var ports: [PortRange]
+}
+
+extension PolicyEvaluator {
+    /// The pair's policy; `decide` for any port agrees with it.
+    public func pairPolicy(from source: PeerClass, to destination: PeerClass) -> PairPolicy {
+        let probe = decide(from: source, to: destination, port: ServicePort(0, .icmp))
+        let restrictions = (probe.ingressRestrictions ?? []) + (probe.egressRestrictions ?? [])
+        let candidates = ruleSetIndices(from: source, to: destination).map { policy.rules[$0] }
+        return PairPolicy(untouched: probe.untouched, unrestricted: !probe.untouched && restrictions.isEmpty,
+                          rules: candidates.map { RuleCoverage(name: $0.name, ports: $0.portRanges) },
+                          auditsTheRest: !restrictions.isEmpty && restrictions.allSatisfy { $0.mode == .audit })
+    }
+
+    /// The classes of outside addresses: the address space cut at every boundary of the policy's
+    /// CIDR blocks, each piece with the blocks that contain it. Together they cover every IPv4 and
+    /// IPv6 address exactly once; containers' own addresses are told apart before these apply.
+    public func outsideClasses() -> [OutsideRange] {
+        [4, 16].flatMap { width in
+            var cuts: Set<[UInt8]> = [AddressArithmetic.zero(width)]
+            for block in cidrBlocks where block.cidr.network.bytes.count == width {
+                for prefix in [block.cidr] + block.except {
+                    cuts.insert(prefix.network.bytes)
+                    if let next = AddressArithmetic.successor(AddressArithmetic.last(prefix)) { cuts.insert(next) }
+                }
+            }
+            let starts = cuts.sorted { $0.lexicographicallyPrecedes($1) }
+            var ranges: [OutsideRange] = []
+            for (index, start) in starts.enumerated() {
+                let end = index + 1 < starts.count ? AddressArithmetic.predecessor(starts[index + 1]) : AddressArithmetic.ones(width)
+                let low = IPAddress(bytes: start)!, high = IPAddress(bytes: end)!
+                let blocks = cidrBlocks.indices.filter { cidrBlocks[$0].contains(low) }
+                if let last = ranges.last, last.blocks == blocks, AddressArithmetic.successor(last.high.bytes) == start {
+                    ranges[ranges.count - 1].high = high
+                } else {
+                    ranges.append(OutsideRange(low: low, high: high, blocks: blocks))
+                }
+            }
+            return ranges
+        }
+    }
+}
+
+/// A contiguous range of outside addresses that lie in the same CIDR blocks of the policy.
+public struct OutsideRange: Hashable, Sendable {
+    public var low: IPAddress
+    public var high: IPAddress
+    /// Indices of `PolicyEvaluator.cidrBlocks`.
+    public var blocks: [Int]
+
+    public var peerClass: PeerClass { PeerClass(.outside(blocks: blocks)) }
+}
+
+/// Big-endian byte-string arithmetic for address boundaries.
+enum AddressArithmetic {
+    static func zero(_ width: Int) -> [UInt8] { Array(repeating: 0, count: width) }
+    static func ones(_ width: Int) -> [UInt8] { Array(repeating: 0xff, count: width) }
+
+    /// The highest address of a prefix.
+    static func last(_ prefix: CIDR) -> [UInt8] {
+        prefix.network.bytes.enumerated().map { index, byte in
+            let hostBits = max(0, min(8, (index + 1) * 8 - prefix.prefixLength))
+            return hostBits == 0 ? byte : byte | UInt8((1 << hostBits) - 1)
+        }
+    }
+
+    /// nil past the top of the address space.
+    static func successor(_ bytes: [UInt8]) -> [UInt8]? {
+        var result = bytes
+        for index in result.indices.reversed() {
+            if result[index] == 0xff { result[index] = 0 } else { result[index] += 1; return result }
+        }
+        return nil
+    }
+
+    static func predecessor(_ bytes: [UInt8]) -> [UInt8] {
+        var result = bytes
+        for index in result.indices.reversed() {
+            if result[index] == 0 { result[index] = 0xff } else { result[index] -= 1; return result }
+        }
+        return result
+    }
+}

@@ -1,0 +1,65 @@
+import XCTest
+@testable import ZonegateEngine
+import ZonegatePolicy
+
+/// The whole-pair view the dataplane compiles from must agree with per-port verdicts.
+final class PairPolicyTests: XCTestCase {
+    private let evaluator = PolicyEvaluator(policy: policy("""
+        zones:
+          - {name: web}
+          - {name: api, egress: restricted}
+          - {name: corp, mode: audit}
+        rules:
+          - {name: world-web, from: world, to: web, ports: [443/tcp]}
+          - {name: web-api, from: web, to: api, ports: [8000-8100/tcp, 53/udp]}
+          - {name: api-out, from: api, to: {cidr: 198.51.100.0/24, except: [198.51.100.64/26]}, ports: [443/tcp]}
+          - {name: v6, from: {cidr: "2001:db8::/32"}, to: corp, ports: [icmp]}
+        """), inventory: Inventory(containers: [
+            container("w", ["zonegate.zone": "web"], ["172.18.0.2"]),
+            container("a", ["zonegate.zone": "api"], ["172.18.0.3"]),
+            container("c", ["zonegate.zone": "corp"], ["172.18.0.4"]),
+            container("u", [:], ["172.18.0.5"]),
+        ]))
+
+    private var classes: [PeerClass] {
+        evaluator.identities.indices.map { PeerClass(.container(identity: $0)) } + evaluator.outsideClasses().map(\.peerClass) + [.host]
+    }
+
+    func testPairPolicyAgreesWithPerPortVerdicts() {
+        let ports = [ServicePort(443, .tcp), ServicePort(8050, .tcp), ServicePort(8101, .tcp), ServicePort(53, .udp),
+                     ServicePort(53, .tcp), ServicePort(0, .icmp), ServicePort(9, .sctp)]
+        for source in classes {
+            for destination in classes {
+                let pair = evaluator.pairPolicy(from: source, to: destination)
+                for port in ports {
+                    let decision = evaluator.decide(from: source, to: destination, port: port)
+                    let ruleAllows = pair.rules.contains { $0.ports.contains { $0.contains(port) } }
+                    let expected: VerdictKind = pair.untouched || pair.unrestricted || ruleAllows ? .allow : (pair.auditsTheRest ? .audit : .deny)
+                    XCTAssertEqual(decision.verdict, expected, "\(source) -> \(destination) \(port)")
+                }
+            }
+        }
+    }
+
+    func testOutsideClassesCoverTheAddressSpaceOnce() {
+        let ranges = evaluator.outsideClasses()
+        for width in [4, 16] {
+            let family = ranges.filter { $0.low.bytes.count == width }
+            XCTAssertEqual(family.first?.low.bytes, Array(repeating: 0, count: width))
+            XCTAssertEqual(family.last?.high.bytes, Array(repeating: 0xff, count: width))
+            for (earlier, later) in zip(family, family.dropFirst()) {
+                XCTAssertEqual(AddressArithmetic.successor(earlier.high.bytes), later.low.bytes, "contiguous and disjoint")
+                XCTAssertNotEqual(earlier.blocks, later.blocks, "neighbours with the same blocks are merged")
+            }
+            for range in family {
+                for address in [range.low, range.high] {
+                    XCTAssertEqual(range.blocks, evaluator.cidrBlocks.indices.filter { evaluator.cidrBlocks[$0].contains(address) }, "\(address)")
+                }
+            }
+        }
+        let v4 = ranges.filter { $0.low.isIPv4 }.map { "\($0.low)-\($0.high) \($0.blocks)" }
+        XCTAssertEqual(v4, ["0.0.0.0-198.51.99.255 []", "198.51.100.0-198.51.100.63 [0]", "198.51.100.64-198.51.100.127 []",
+                            "198.51.100.128-198.51.100.255 [0]", "198.51.101.0-255.255.255.255 []"])
+        XCTAssertEqual(ranges.filter { !$0.low.isIPv4 }.count, 3)
+    }
+}
