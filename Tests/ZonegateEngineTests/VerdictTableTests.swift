@@ -1,0 +1,95 @@
+import XCTest
+@testable import ZonegateEngine
+import ZonegatePolicy
+
+/// The table the kernel looks flows up in gives the engine's verdicts, for every kind of peer.
+final class VerdictTableTests: XCTestCase {
+    private let evaluator = PolicyEvaluator(policy: policy("""
+        zones:
+          - {name: web}
+          - {name: api, egress: restricted}
+          - {name: corp, mode: audit}
+        rules:
+          - {name: world-web, from: world, to: web, ports: [443/tcp]}
+          - {name: web-api, from: web, to: api, ports: [8000-8100/tcp, 53/udp]}
+          - {name: web-api-2, from: web, to: api, ports: [8050-8200/tcp]}
+          - {name: api-out, from: api, to: {cidr: 198.51.100.0/24, except: [198.51.100.64/26]}, ports: [443/tcp]}
+          - {name: v6-corp, from: {cidr: "2001:db8::/32"}, to: corp, ports: [icmp]}
+          - {name: host-api, from: host, to: api, ports: [sctp]}
+        """), inventory: Inventory(containers: [
+            container("w", ["zonegate.zone": "web"], ["172.18.0.2", "fd00::2"]),
+            container("a", ["zonegate.zone": "api"], ["172.18.0.3"]),
+            container("c", ["zonegate.zone": "corp"], ["172.18.0.4"]),
+            container("u", [:], ["172.18.0.5"]),
+        ]))
+
+    /// The identity the kernel would find for a peer name: container address map, outside ranges, host.
+    private func identity(_ table: VerdictTable, _ name: String) -> UInt32 {
+        if name == "host" { return VerdictTable.hostIdentity }
+        let address: IPAddress
+        if case .container(let index)? = evaluator.peer(named: name) {
+            address = evaluator.inventory.containers[index].addresses[0]
+            return table.containerAddresses.first { $0.address == address }!.identity
+        }
+        address = IPAddress(name)!
+        return table.outsideRanges.first { range in
+            range.low.bytes.count == address.bytes.count && !address.bytes.lexicographicallyPrecedes(range.low.bytes)
+                && !range.high.bytes.lexicographicallyPrecedes(address.bytes)
+        }!.identity
+    }
+
+    func testLookupsGiveTheEngineVerdicts() {
+        let table = VerdictTable(evaluator)
+        let peers = ["w", "a", "c", "u", "host", "203.0.113.9", "198.51.100.10", "198.51.100.70", "2001:db8::1", "fd00::99"]
+        let probes: [(UInt8, UInt16, ServicePort)] = [
+            (6, 443, ServicePort(443, .tcp)), (6, 8049, ServicePort(8049, .tcp)), (6, 8150, ServicePort(8150, .tcp)),
+            (6, 8201, ServicePort(8201, .tcp)), (17, 53, ServicePort(53, .udp)), (1, 0, ServicePort(0, .icmp)),
+            (58, 1234, ServicePort(0, .icmp)), (132, 9, ServicePort(9, .sctp)),
+        ]
+        for from in peers {
+            for to in peers where from != to {
+                let source = identity(table, from), destination = identity(table, to)
+                for (proto, port, servicePort) in probes {
+                    let found = table.entries.filter {
+                        $0.source == source && $0.destination == destination && $0.protocols.contains(proto) && $0.ports.contains(port)
+                    }
+                    XCTAssertLessThanOrEqual(found.count, 1, "entries of a pair are disjoint: \(found)")
+                    let decision = evaluator.decide(from: evaluator.peer(named: from)!, to: evaluator.peer(named: to)!, port: servicePort)
+                    let expected: TableAction? = decision.untouched ? nil : [.allow: .accept, .audit: .audit][decision.verdict]
+                    XCTAssertEqual(found.first?.action, expected, "\(from) -> \(to) proto \(proto) port \(port)")
+                }
+            }
+        }
+    }
+
+    func testOtherProtocolsFollowOpenSides() {
+        let table = VerdictTable(evaluator)
+        // GRE (47) from web to an unzoned container: both sides open, so it passes; into api it does not.
+        let web = identity(table, "w"), unzoned = identity(table, "u"), api = identity(table, "a"), corp = identity(table, "c")
+        XCTAssertTrue(table.entries.contains { $0.source == web && $0.destination == unzoned && $0.protocols.contains(47) && $0.action == .accept })
+        XCTAssertFalse(table.entries.contains { $0.source == web && $0.destination == api && $0.protocols.contains(47) })
+        XCTAssertTrue(table.entries.contains { $0.source == web && $0.destination == corp && $0.protocols.contains(47) && $0.action == .audit })
+    }
+
+    func testEntriesNameTheirRulesAndMergeOverlaps() {
+        let table = VerdictTable(evaluator)
+        let web = identity(table, "w"), api = identity(table, "a")
+        let tcp = table.entries.filter { $0.source == web && $0.destination == api && $0.protocols == 6...6 }
+        XCTAssertEqual(tcp.map(\.ports), [8000...8200])
+        XCTAssertEqual(tcp.first?.rules, ["web-api", "web-api-2"])
+    }
+
+    func testNumbersAreStableWhenIdentitiesAreAdded() {
+        let before = VerdictTable(evaluator)
+        let grown = PolicyEvaluator(policy: evaluator.policy, inventory: Inventory(containers: evaluator.inventory.containers + [
+            container("both", ["zonegate.zone": "web", "extra": "x"], ["172.18.0.9"]),
+            container("new-cidr", ["zonegate.zone": "api"], ["198.51.100.3"]),
+        ]))
+        let after = VerdictTable(grown)
+        for identity in before.identities {
+            XCTAssertEqual(after.identities.first { $0.summary == identity.summary }?.id, identity.id, identity.summary)
+        }
+        XCTAssertEqual(Set(after.identities.map(\.id)).count, after.identities.count, "numbers are unique")
+        XCTAssertEqual(VerdictTable.number(["a", "b", "a-collision"]).count, 3)
+    }
+}
