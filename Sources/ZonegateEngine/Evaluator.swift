@@ -131,9 +131,13 @@ public struct PolicyEvaluator: Sendable {
         case "host": return .host
         default:
             if let index = containerIndex[text] { return .container(index) }
-            guard let address = IPAddress(text) else { return nil }
-            return containerOfAddress[address].map(Peer.container) ?? .address(address)
+            return IPAddress(text).map(peer(at:))
         }
+    }
+
+    /// The container holding an address, or the address as an outside peer.
+    public func peer(at address: IPAddress) -> Peer {
+        containerOfAddress[address].map(Peer.container) ?? .address(address)
     }
 
     public func name(of peer: Peer) -> String {
