@@ -25,11 +25,25 @@ let package = Package(
             "ZonegatePolicy", "ZonegateEngine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Pure: nftables objects as values, the compiler from (policy, inventory) to zonegate's
+        // tables, and the diff from the kernel's tables to those as one transaction.
+        .target(name: "ZonegateRuleset", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
+        // libnftnl + libmnl, imported only by ZonegateNetfilter.
+        .systemLibrary(name: "CNftnl", path: "Sources/CNftnl", pkgConfig: "libnftnl"),
+        // Encodes and decodes the ruleset values over netlink; the only importer of CNftnl.
+        .target(name: "ZonegateNetfilter", dependencies: ["CNftnl", "ZonegateRuleset"]),
+        // Fakes and network-namespace fixtures shared by test targets.
+        .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset"]),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run.
         .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),
+        .testTarget(name: "ZonegateRulesetTests", dependencies: ["ZonegateRuleset", "ZonegateTesting"]),
+        .testTarget(name: "ZonegateNetfilterTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl"],
+                    exclude: ["wire.nft"]),
+        // Root only, in a private network namespace: `make test` runs them under `unshare -n`.
+        .testTarget(name: "ZonegateKernelTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl"]),
     ]
 )

@@ -1,0 +1,290 @@
+import ZonegateEngine
+import ZonegatePolicy
+
+/// Compiles the policy applied to an inventory into zonegate's nftables tables: the desired
+/// ruleset that the diff turns into one transaction.
+///
+/// Per-packet cost is flat: a verdict is a few hash or interval lookups whatever the number of
+/// containers, zones or rules. Containers of one identity (the same zones and CIDR blocks) share
+/// one chain; a flow between containers is dispatched on its source address to the chain of the
+/// source's identity, which looks up `destination . protocol . port` in that identity's verdict
+/// map. Flows to and from outside addresses and the host are looked up in one map each.
+/// Rules mention neither containers nor zones nor policy rules, so container starts and stops
+/// change set elements only (a container of a zone combination not seen before also adds that
+/// identity's chain). Every rule is plain nft syntax: `nft list table inet zonegate` reads back.
+///
+/// ```
+/// table inet zonegate {
+///   set bridges   { type ifname }                                  # managed bridges
+///   set ctr4      { type ipv4_addr }                               # classified container addresses
+///   map dispatch4 { type ipv4_addr : verdict }                     # address -> jump from_<identity>
+///   map to4_<id>  { type ipv4_addr . inet_proto . inet_service : verdict; flags interval }
+///   map ctr_out4  { type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict; flags interval }
+///   chain forward { type filter hook forward priority -10; policy accept;
+///     ct state established,related accept                                    # step 1
+///     iifname @bridges ip saddr != @ctr4 drop                                 # step 2
+///     oifname @bridges ip daddr != @ctr4 drop
+///     ip saddr @ctr4 ip daddr @ctr4 ip saddr vmap @dispatch4                  # step 4
+///     ip saddr @ctr4 ip daddr != @ctr4 ip saddr . ip daddr . meta l4proto . th dport vmap @ctr_out4
+///     ip saddr != @ctr4 ip daddr @ctr4 ip saddr . ip daddr . meta l4proto . th dport vmap @out_ctr4
+///     ip saddr @ctr4 jump deny; ip daddr @ctr4 jump deny                     # step 5
+///   }
+///   chain from_<id> { ip daddr . meta l4proto . th dport vmap @to4_<id> }
+/// }
+/// table bridge zonegate {                                                   # step 3
+///   set bound4 { type ifname . ipv4_addr }
+///   chain prerouting { type filter hook prerouting priority -300;
+///     ip saddr @addrs4 iifname . ip saddr != @bound4 drop }
+/// }
+/// ```
+public enum RulesetCompiler {
+    public static let tableName = "zonegate"
+    /// Before Docker's iptables-nft chains (priority 0), so that an early drop saves them work;
+    /// an accept here only passes the packet on to them.
+    public static let priority: Int32 = -10
+    /// The NFLOG group of deny and audit events, read by the daemon.
+    public static let logGroup: UInt16 = 1669
+
+    public static func ruleset(_ evaluator: PolicyEvaluator) -> Ruleset {
+        let bridges = Set(evaluator.inventory.bridges + evaluator.inventory.containers.flatMap { $0.attachments.map(\.bridge) }).sorted()
+        return Ruleset(tables: [inetTable(VerdictTable(evaluator), bridges: bridges, defaults: evaluator.policy.defaults),
+                                bridgeTable(evaluator.inventory)])
+    }
+
+    /// The name of the chain of a source identity.
+    static func chainName(_ identity: UInt32) -> String { "from_" + hex(identity) }
+    /// The verdict map of a source identity towards containers.
+    static func mapName(_ identity: UInt32, _ family: IPFamily) -> String { "to\(family.suffix)_" + hex(identity) }
+    private static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
+    // MARK: - inet: identities and verdicts
+
+    static func inetTable(_ table: VerdictTable, bridges: [String], defaults: Defaults) -> Table {
+        let elements = VerdictElements(table)
+        let containerIdentities = table.identities.filter {
+            if case .container = $0.peer.kind { return true }
+            return false
+        }
+        var sets = [NftSet(name: "bridges", keyType: [.ifname], elements: bridges.map { SetElement(.ifname($0)) },
+                           comment: "Docker bridges zonegate manages")]
+        for family in IPFamily.allCases {
+            let addresses = table.containerAddresses.filter { $0.address.isIPv4 == (family == .v4) }
+            sets += [
+                NftSet(name: family.containerSet, keyType: [family.addressField],
+                       elements: addresses.map { SetElement(KeyPart(value: $0.address.bytes), comment: $0.container) },
+                       comment: "\(family) addresses of classified containers"),
+                NftSet(name: "dispatch\(family.suffix)", keyType: [family.addressField], dataType: .verdict,
+                       elements: addresses.map { SetElement(KeyPart(value: $0.address.bytes), data: .verdict(.jump(chainName($0.identity))),
+                                                             comment: $0.container) },
+                       comment: "container address -> the chain of its identity"),
+                verdictMap("ctr_out\(family.suffix)", [family.addressField, family.addressField], elements.containerToOutside(family),
+                           "container . outside address . protocol . port"),
+                verdictMap("out_ctr\(family.suffix)", [family.addressField, family.addressField], elements.outsideToContainer(family),
+                           "outside address . container . protocol . port"),
+                verdictMap("ctr_host\(family.suffix)", [family.addressField], elements.containerToHost(family),
+                           "container . protocol . port, towards the host"),
+                verdictMap("host_ctr\(family.suffix)", [family.addressField], elements.hostToContainer(family),
+                           "container . protocol . port, from the host"),
+            ]
+            for identity in containerIdentities {
+                sets.append(verdictMap(mapName(identity.id, family), [family.addressField],
+                                       elements.containerToContainer(from: identity.id, family),
+                                       "from \(identity.summary): container . protocol . port"))
+            }
+        }
+        var chains = [
+            Chain(name: "forward", hook: BaseChainHook(hook: .forward, priority: priority), rules: forwardRules()),
+            Chain(name: "input", hook: BaseChainHook(hook: .input, priority: priority), rules: inputRules()),
+            Chain(name: "output", hook: BaseChainHook(hook: .output, priority: priority), rules: outputRules()),
+            Chain(name: "deny", rules: denyRules(defaults)),
+            Chain(name: "audit", rules: auditRules(defaults)),
+        ]
+        for identity in containerIdentities {
+            chains.append(Chain(name: chainName(identity.id), rules: IPFamily.allCases.map { family in
+                // ip daddr . meta l4proto . th dport vmap @to4_<id>
+                Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.destination], family) + [NftMatch.verdictLookup(mapName(identity.id, family))],
+                     comment: "step 4: flows from \(identity.summary) to containers")
+            }))
+        }
+        return Table(family: .inet, name: tableName, chains: chains, sets: sets)
+    }
+
+    private static func verdictMap(_ name: String, _ addresses: [KeyField], _ elements: [SetElement], _ what: String) -> NftSet {
+        NftSet(name: name, keyType: addresses + [.inetProto, .inetService], dataType: .verdict, flags: .interval,
+               elements: elements, comment: "\(what) -> allowed or audited")
+    }
+
+    static func forwardRules() -> [Rule] {
+        var rules = [established]
+        for family in IPFamily.allCases {
+            rules += failClosed(family, inbound: true) + failClosed(family, inbound: false)
+            let isContainer = { (side: NftMatch.Side) in NftMatch.address(family, side, in: family.containerSet) }
+            let notContainer = { (side: NftMatch.Side) in NftMatch.address(family, side, notIn: family.containerSet) }
+            rules += [
+                // ip saddr @ctr4 ip daddr @ctr4 ip saddr vmap @dispatch4
+                Rule(NftMatch.nfproto(family) + isContainer(.source) + isContainer(.destination)
+                        + NftMatch.addressVerdict(family, .source, map: "dispatch\(family.suffix)"),
+                     comment: "step 4: container -> container, by the source's identity (\(family))"),
+                // ip saddr @ctr4 ip daddr != @ctr4 ip saddr . ip daddr . meta l4proto . th dport vmap @ctr_out4
+                Rule(NftMatch.nfproto(family) + isContainer(.source) + notContainer(.destination)
+                        + NftMatch.flowKey([.source, .destination], family) + [NftMatch.verdictLookup("ctr_out\(family.suffix)")],
+                     comment: "step 4: container -> outside address (\(family))"),
+                // ip saddr != @ctr4 ip daddr @ctr4 ip saddr . ip daddr . meta l4proto . th dport vmap @out_ctr4
+                Rule(NftMatch.nfproto(family) + notContainer(.source) + isContainer(.destination)
+                        + NftMatch.flowKey([.source, .destination], family) + [NftMatch.verdictLookup("out_ctr\(family.suffix)")],
+                     comment: "step 4: outside address -> container (\(family))"),
+            ]
+            rules += denyManaged(family, source: true) + denyManaged(family, source: false)
+        }
+        return rules
+    }
+
+    static func inputRules() -> [Rule] {
+        var rules = [established]
+        for family in IPFamily.allCases {
+            rules += failClosed(family, inbound: true)
+            // ip saddr . meta l4proto . th dport vmap @ctr_host4
+            rules.append(Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.source], family) + [NftMatch.verdictLookup("ctr_host\(family.suffix)")],
+                              comment: "step 4: container -> host (\(family))"))
+            rules += denyManaged(family, source: true)
+        }
+        return rules
+    }
+
+    static func outputRules() -> [Rule] {
+        var rules = [established]
+        for family in IPFamily.allCases {
+            rules += failClosed(family, inbound: false)
+            // ip daddr . meta l4proto . th dport vmap @host_ctr4
+            rules.append(Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.destination], family) + [NftMatch.verdictLookup("host_ctr\(family.suffix)")],
+                              comment: "step 4: host -> container (\(family))"))
+            rules += denyManaged(family, source: false)
+        }
+        return rules
+    }
+
+    /// `ct state established,related accept`.
+    static let established = Rule(NftMatch.ctStateEstablishedOrRelated + [.verdict(.accept)],
+                                  comment: "step 1: replies within allowed connections pass")
+
+    /// Step 2: on a managed bridge, an address that no classified container holds sends nothing
+    /// (`inbound`: packets arriving from a bridge) and receives nothing. IPv6 neighbour discovery
+    /// from link-local addresses stays on the link and is let through first.
+    static func failClosed(_ family: IPFamily, inbound: Bool) -> [Rule] {
+        let side: NftMatch.Side = inbound ? .source : .destination
+        var rules: [Rule] = []
+        if family == .v6 && inbound {
+            // ip6 saddr fe80::/10 icmpv6 type 133-137 accept
+            rules.append(Rule(NftMatch.nfproto(.v6) + NftMatch.linkLocalSource + NftMatch.neighbourDiscovery + [.verdict(.accept)],
+                              comment: "IPv6 neighbour discovery from link-local addresses"))
+        }
+        // iifname @bridges ip saddr != @ctr4 drop   /   oifname @bridges ip daddr != @ctr4 drop
+        rules.append(Rule(NftMatch.interfaceInSet(inbound ? .iifname : .oifname, "bridges") + NftMatch.nfproto(family)
+                            + NftMatch.address(family, side, notIn: family.containerSet) + [.counter, .verdict(.drop)],
+                          comment: inbound ? "step 2: an address no classified container holds sends nothing"
+                                           : "step 2: an address no classified container holds receives nothing"))
+        return rules
+    }
+
+    /// Step 5: what involves a managed container and found no verdict is denied.
+    static func denyManaged(_ family: IPFamily, source: Bool) -> [Rule] {
+        // ip saddr @ctr4 jump deny   /   ip daddr @ctr4 jump deny
+        [Rule(NftMatch.nfproto(family) + NftMatch.address(family, source ? .source : .destination, in: family.containerSet)
+                + [.verdict(.jump("deny"))],
+              comment: "step 5: no rule and a restricted side: denied")]
+    }
+
+    static func denyRules(_ defaults: Defaults) -> [Rule] {
+        var rules: [Rule] = []
+        if defaults.logDenied {
+            // ct state new limit rate 50/second burst 100 packets log prefix "zonegate deny " group 1669
+            rules.append(Rule(NftMatch.ctStateNew + [.limit(rate: 50, unit: .second, burst: 100, over: false),
+                                                     .log(prefix: "zonegate deny ", group: logGroup, level: nil)],
+                              comment: "step 7: one event per denied new flow, rate-limited"))
+        }
+        switch defaults.action {
+        case .drop:
+            rules.append(Rule([.counter, .verdict(.drop)], comment: "defaults.action: drop"))
+        case .reject:
+            // meta l4proto tcp reject with tcp reset; reject with icmpx admin-prohibited
+            rules.append(Rule([.meta(key: .l4proto, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [6]), .counter, .reject(.tcpReset)],
+                              comment: "defaults.action: reject (TCP reset)"))
+            rules.append(Rule([.counter, .reject(.icmpx(.adminProhibited))], comment: "defaults.action: reject (ICMP error)"))
+        }
+        return rules
+    }
+
+    static func auditRules(_ defaults: Defaults) -> [Rule] {
+        var rules: [Rule] = []
+        if defaults.logDenied {
+            rules.append(Rule(NftMatch.ctStateNew + [.limit(rate: 50, unit: .second, burst: 100, over: false),
+                                                     .log(prefix: "zonegate audit ", group: logGroup, level: nil)],
+                              comment: "step 7: one event per would-be-denied new flow, rate-limited"))
+        }
+        rules.append(Rule([.counter, .verdict(.accept)], comment: "audit mode: would be denied, passes"))
+        return rules
+    }
+
+    // MARK: - bridge: addresses bound to ports
+
+    /// Step 3: a container's addresses are bound to its bridge port. A frame that carries a
+    /// classified address from another port is a spoof (or a new container reusing a departed
+    /// one's address before it is classified) and is dropped, ARP included; frames for a
+    /// classified address reach only the port that holds it.
+    static func bridgeTable(_ inventory: Inventory) -> Table {
+        let bindings = inventory.containers.flatMap { container in
+            container.attachments.flatMap { attachment in attachment.addresses.map { (attachment.port, $0, container.name) } }
+        }
+        var sets: [NftSet] = []
+        for family in IPFamily.allCases {
+            let bound = bindings.filter { $0.1.isIPv4 == (family == .v4) }
+            sets.append(NftSet(name: "addrs\(family.suffix)", keyType: [family.addressField],
+                               elements: Set(bound.map(\.1)).sorted().map { SetElement(KeyPart(value: $0.bytes)) },
+                               comment: "\(family) addresses bound to a bridge port"))
+            sets.append(NftSet(name: "bound\(family.suffix)", keyType: [.ifname, family.addressField],
+                               elements: bound.map { SetElement(.ifname($0.0), KeyPart(value: $0.1.bytes), comment: $0.2) },
+                               comment: "bridge port . \(family) address of each classified container"))
+        }
+        var ingress: [Rule] = []
+        var egress: [Rule] = []
+        for family in IPFamily.allCases {
+            // meta protocol ip ip saddr @addrs4 iifname . ip saddr != @bound4 drop
+            ingress.append(Rule(NftMatch.etherType(family) + NftMatch.address(family, .source, in: "addrs\(family.suffix)")
+                                    + NftMatch.portBinding(family, .source, notIn: "bound\(family.suffix)") + [.counter, .verdict(.drop)],
+                                comment: "step 3: a classified \(family) address sent from a port that does not hold it"))
+            // meta protocol ip ip daddr @addrs4 oifname . ip daddr != @bound4 drop
+            egress.append(Rule(NftMatch.etherType(family) + NftMatch.address(family, .destination, in: "addrs\(family.suffix)")
+                                   + NftMatch.portBinding(family, .destination, notIn: "bound\(family.suffix)") + [.counter, .verdict(.drop)],
+                               comment: "a classified \(family) address is only delivered to the port that holds it"))
+        }
+        // meta protocol arp arp saddr ip @addrs4 iifname . arp saddr ip != @bound4 drop
+        ingress.append(Rule(NftMatch.etherTypeARP + NftMatch.arpSenderAddress(in: "addrs4")
+                                + NftMatch.arpBinding(notIn: "bound4") + [.counter, .verdict(.drop)],
+                            comment: "step 3: ARP claiming a classified address from a port that does not hold it"))
+        return Table(family: .bridge, name: tableName, chains: [
+            Chain(name: "prerouting", hook: BaseChainHook(hook: .prerouting, priority: -300), rules: ingress),
+            Chain(name: "postrouting", hook: BaseChainHook(hook: .postrouting, priority: 300), rules: egress),
+        ], sets: sets)
+    }
+}
+
+/// IPv4 or IPv6, with the names and offsets that differ between them.
+enum IPFamily: CaseIterable, CustomStringConvertible {
+    case v4, v6
+
+    var description: String { self == .v4 ? "IPv4" : "IPv6" }
+    var suffix: String { self == .v4 ? "4" : "6" }
+    var containerSet: String { "ctr\(suffix)" }
+    var addressField: KeyField { self == .v4 ? .ipv4Addr : .ipv6Addr }
+    var addressLength: UInt32 { self == .v4 ? 4 : 16 }
+    /// Offsets of the source and destination address in the IP header.
+    var sourceOffset: UInt32 { self == .v4 ? 12 : 8 }
+    var destinationOffset: UInt32 { self == .v4 ? 16 : 24 }
+    /// `NFPROTO_IPV4` / `NFPROTO_IPV6`.
+    var nfproto: UInt8 { self == .v4 ? 2 : 10 }
+    /// The ethertype, network order.
+    var etherType: [UInt8] { self == .v4 ? [0x08, 0x00] : [0x86, 0xdd] }
+}

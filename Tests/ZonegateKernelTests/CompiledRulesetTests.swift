@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import ZonegateEngine
+import ZonegateNetfilter
+import ZonegatePolicy
+import ZonegateTesting
+
+/// The compiled ruleset of the shipped example policy, in the kernel: it loads, reads back
+/// equal, lists as nft text that nft reads back, and container changes touch elements only.
+@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+struct CompiledRulesetTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    let dataplane: NetlinkDataplane
+    let policy: ZonegatePolicy.Policy
+    let inventory: Inventory
+
+    init() throws {
+        dataplane = try NetlinkDataplane()
+        try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: Ruleset()))
+        policy = try PolicyDirectory.load(Self.packageRoot.appendingPathComponent("policies").path)
+        var inventory = try Inventory.decode(Data(contentsOf: Self.packageRoot.appendingPathComponent("Tests/Fixtures/pci-host-inventory.json")))
+        for index in inventory.containers.indices {
+            let container = inventory.containers[index]
+            inventory.containers[index].attachments = [BridgeAttachment(bridge: "br-zg", port: "veth\(index)zg", addresses: container.addresses)]
+        }
+        inventory.bridges = ["br-zg", "docker0"]
+        self.inventory = inventory
+    }
+
+    private func compiled(_ inventory: Inventory) -> Ruleset {
+        RulesetCompiler.ruleset(PolicyEvaluator(policy: policy, inventory: inventory))
+    }
+
+    @Test func loadsAndReadsBackEqual() throws {
+        let desired = compiled(inventory)
+        try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: desired))
+        let readBack = try dataplane.readAll(name: "zonegate")
+        #expect(readBack == desired)
+        #expect(try diff(from: readBack, to: desired).isEmpty)
+    }
+
+    @Test func nftListsItAndReadsTheListingBack() throws {
+        try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(inventory)))
+        let listing = try shell("nft", "list", "ruleset")
+        #expect(listing.status == 0, "\(listing.output)")
+        for text in ["step 1: replies within allowed connections pass", "ip saddr vmap @dispatch4", "payments-1", "api-to-payments",
+                     "ip saddr . ip daddr . meta l4proto . th dport vmap @ctr_out4"] {
+            #expect(listing.output.contains(text), "nft list lacks \(text)")
+        }
+        // The listing is a valid nft script: it loads into an empty namespace (checked, `-c`).
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-listing-\(getpid()).nft")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try listing.output.write(to: file, atomically: true, encoding: .utf8)
+        let reload = try shell("unshare", "-n", "nft", "-c", "-f", file.path)
+        #expect(reload.status == 0, "\(reload.output)")
+    }
+
+    @Test func containerStartAndStopChangeElementsOnly() throws {
+        try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(inventory)))
+        var grown = inventory
+        grown.containers.append(Container(name: "shop-web-2", labels: ["zonegate.zone": "web"], addresses: [IPAddress("172.18.0.20")!],
+                                          ports: [ServicePort(443, .tcp)],
+                                          attachments: [BridgeAttachment(bridge: "br-zg", port: "vethnewzg", addresses: [IPAddress("172.18.0.20")!])]))
+        for (from, to) in [(inventory, grown), (grown, inventory)] {
+            let transaction = try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(to))
+            #expect(!transaction.isEmpty)
+            #expect(transaction.operations.allSatisfy {
+                if case .addElements = $0 { true } else if case .deleteElements = $0 { true } else { false }
+            }, "\(transaction)")
+            try dataplane.apply(transaction)
+            #expect(try dataplane.readAll(name: "zonegate") == compiled(to))
+            _ = from
+        }
+    }
+}
