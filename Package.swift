@@ -40,10 +40,10 @@ let package = Package(
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),
-        .testTarget(name: "ZonegateRulesetTests", dependencies: ["ZonegateRuleset", "ZonegateTesting"]),
+        .testTarget(name: "ZonegateRulesetTests", dependencies: ["ZonegateRuleset", "ZonegateTesting", "ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateNetfilterTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl"],
                     exclude: ["wire.nft"]),
         // Root only, in a private network namespace: `make test` runs them under `unshare -n`.
-        .testTarget(name: "ZonegateKernelTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl"]),
+        .testTarget(name: "ZonegateKernelTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl", "ZonegateEngine", "ZonegatePolicy"]),
     ]
 )
