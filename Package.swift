@@ -31,7 +31,7 @@ let package = Package(
         // libnftnl + libmnl, imported only by ZonegateNetfilter.
         .systemLibrary(name: "CNftnl", path: "Sources/CNftnl", pkgConfig: "libnftnl"),
         // Encodes and decodes the ruleset values over netlink; the only importer of CNftnl.
-        .target(name: "ZonegateNetfilter", dependencies: ["CNftnl", "ZonegateRuleset"]),
+        .target(name: "ZonegateNetfilter", dependencies: ["CNftnl", "ZonegateRuleset", "ZonegatePolicy"]),
         // Fakes and network-namespace fixtures shared by test targets.
         .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset"]),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),

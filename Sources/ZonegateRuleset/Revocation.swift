@@ -12,9 +12,25 @@ public struct TrackedConnection: Hashable, Sendable {
     public var originalDestinationPort: UInt16
     public var replySource: IPAddress
     public var replySourcePort: UInt16
+    /// For ICMP and ICMPv6 the tuple holds an identifier, type and code instead of ports.
+    public var icmp: ICMPKey?
+
+    /// The identifier, type and code of an ICMP connection's original direction.
+    public struct ICMPKey: Hashable, Sendable {
+        public var identifier: UInt16
+        public var type: UInt8
+        public var code: UInt8
+
+        public init(identifier: UInt16, type: UInt8, code: UInt8) {
+            self.identifier = identifier
+            self.type = type
+            self.code = code
+        }
+    }
 
     public init(proto: UInt8, originalSource: IPAddress, originalDestination: IPAddress, originalSourcePort: UInt16,
-                originalDestinationPort: UInt16, replySource: IPAddress, replySourcePort: UInt16) {
+                originalDestinationPort: UInt16, replySource: IPAddress, replySourcePort: UInt16, icmp: ICMPKey? = nil) {
+        self.icmp = icmp
         self.proto = proto
         self.originalSource = originalSource
         self.originalDestination = originalDestination
