@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "ZonegateEngine", dependencies: ["ZonegatePolicy"]),
         // The subcommands: thin argument parsing and rendering over the modules.
         .target(name: "ZonegateCLI", dependencies: [
-            "ZonegatePolicy", "ZonegateEngine",
+            "ZonegatePolicy", "ZonegateEngine", "ZonegateRuleset", "ZonegateNetfilter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Pure: nftables objects as values, the compiler from (policy, inventory) to zonegate's

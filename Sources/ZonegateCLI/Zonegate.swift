@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ZonegateEngine
+import ZonegateNetfilter
 import ZonegatePolicy
 
 /// The `zonegate` command line of cli.md.
@@ -8,7 +9,7 @@ public struct Zonegate: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "zonegate",
         abstract: "Network segmentation for Docker hosts: zone policies enforced with nftables.",
-        subcommands: [Check.self, Matrix.self, Explain.self]
+        subcommands: [Check.self, Matrix.self, Explain.self, Plan.self, Teardown.self]
     )
 
     public init() {}
@@ -222,5 +223,62 @@ extension Zonegate {
             case .markdown: print(Render.explanationText(explanation, markdown: true))
             }
         }
+    }
+}
+
+extension Zonegate {
+    /// `zonegate plan`: the transaction `run` would apply now, as nft commands.
+    struct Plan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What `run` would change in the kernel right now, without changing it.")
+
+        @OptionGroup var options: PolicyOptions
+        @OptionGroup var inventoryOptions: InventoryOptions
+
+        func run() throws {
+            let inventory = try inventoryOptions.load(for: "plan")
+            let policy = try options.load()
+            let desired = RulesetCompiler.ruleset(PolicyEvaluator(policy: policy, inventory: inventory))
+            let actual = try kernelRuleset(for: "plan")
+            let transaction = try diff(from: actual, to: desired)
+            if transaction.isEmpty {
+                print("# the kernel already enforces \(policy.digest) for these \(inventory.containers.count) containers")
+            } else {
+                print("# \(transaction.operations.count) operations, applied as one transaction")
+                print(transaction.description)
+            }
+        }
+    }
+
+    /// `zonegate teardown`: remove zonegate's tables, and nothing else.
+    struct Teardown: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove zonegate's nftables tables (uninstall); no other table is touched.")
+
+        @OptionGroup var options: PolicyOptions
+
+        func run() throws {
+            let actual = try kernelRuleset(for: "teardown")
+            let transaction = try diff(from: actual, to: Ruleset())
+            guard !transaction.isEmpty else {
+                print("no zonegate tables to remove")
+                return
+            }
+            do {
+                try NetlinkDataplane().apply(transaction)
+            } catch {
+                throw CommandFailure.environment("zonegate teardown: \(error)")
+            }
+            print(actual.tables.map { "removed table \($0.family) \($0.name)" }.joined(separator: "\n"))
+        }
+    }
+}
+
+/// zonegate's tables as the kernel holds them; an environment failure (exit 2) without netlink access.
+private func kernelRuleset(for command: String) throws -> Ruleset {
+    do {
+        return try NetlinkDataplane().readAll(name: RulesetCompiler.tableName)
+    } catch {
+        throw CommandFailure.environment("zonegate \(command): cannot read nftables through netlink (\(error)); run as root or with CAP_NET_ADMIN")
     }
 }

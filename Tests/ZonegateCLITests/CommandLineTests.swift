@@ -26,9 +26,13 @@ final class CommandLineTests: XCTestCase {
     }
 
     private func zonegate(_ arguments: [String]) throws -> Run {
+        try run([Self.binary.path] + arguments)
+    }
+
+    private func run(_ command: [String]) throws -> Run {
         let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.currentDirectoryURL = Self.packageRoot
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -145,6 +149,22 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(object["verdict"] as? String, "allow")
         XCTAssertEqual(object["rules"] as? [String], ["r1"])
         XCTAssertEqual((object["reasons"] as? [String])?.first, "source x-a is a managed container in zone a")
+    }
+
+    /// `plan` and `teardown` read the kernel through netlink: run them in a fresh network namespace
+    /// (`unshare -n`), never against the host's tables.
+    func testPlanAndTeardownInAPrivateNamespace() throws {
+        try XCTSkipUnless(geteuid() == 0, "needs root for unshare -n")
+        let directory = try policies(["a.yaml": smallPolicy])
+        let inventory = try file("inventory.json", smallInventory)
+        let plan = try run(["/usr/bin/unshare", "-n", Self.binary.path, "plan", "--policies", directory, "--inventory", inventory])
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        XCTAssertTrue(plan.stdout.contains("applied as one transaction"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("add table inet zonegate"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("add table bridge zonegate"), plan.stdout)
+        let teardown = try run(["/usr/bin/unshare", "-n", Self.binary.path, "teardown"])
+        XCTAssertEqual(teardown.status, 0, teardown.stderr)
+        XCTAssertEqual(teardown.stdout, "no zonegate tables to remove\n")
     }
 
     func testUsageAndEnvironmentErrorsExitTwo() throws {
