@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ZONEGATE := .build/debug/zonegate
 # Debian packages the build and the tests need; `make deps` installs whichever are missing.
-DEBIAN_PACKAGES := pkg-config libnftnl-dev libmnl-dev nftables iproute2
+DEBIAN_PACKAGES := pkg-config libnftnl-dev libmnl-dev nftables iproute2 busybox-static python3
 
 .PHONY: all deps build demo test bench clean
 
@@ -28,12 +28,13 @@ demo: build
 	$(ZONEGATE) explain --policies policies --inventory Tests/Fixtures/pci-host-inventory.json \
 		--from wiki --to payments-1 --port 8443/tcp --format table
 
-# Pure and wire-level tests, then the kernel tests: as root, inside a private network namespace
-# (`unshare -n`) so that the host's ruleset is never touched; serial, as they share tables.
+# Pure and wire-level tests, then the kernel tests: as root, inside private network and mount
+# namespaces so that the host's ruleset, links and /run/netns are never touched (all the tests
+# create disappears with them); serial, as they share tables.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
-	ZONEGATE_KERNEL_TESTS=1 unshare -n -- $(SWIFT) test --skip-build --no-parallel --filter ZonegateKernelTests
+	ZONEGATE_KERNEL_TESTS=1 unshare --net --mount --propagation private -- $(SWIFT) test --skip-build --no-parallel --filter ZonegateKernelTests
 
 clean:
 	rm -rf .build

@@ -31,12 +31,30 @@ enum NftMatch {
         .cmp(op: .neq, sreg: .reg1, data: [0, 0, 0, 0]),
     ]
 
-    /// `ip6 saddr fe80::/10`.
-    static let linkLocalSource: [Expression] = [
-        .payload(base: .network, offset: 8, length: 2, dreg: .reg1),
-        .bitwise(sreg: .reg1, dreg: .reg1, mask: [0xff, 0xc0], xor: [0, 0]),
-        .cmp(op: .eq, sreg: .reg1, data: [0xfe, 0x80]),
+    /// `ip6 hoplimit 255`: a packet that crossed no router.
+    static let onLinkOnly: [Expression] = [
+        .payload(base: .network, offset: 7, length: 1, dreg: .reg1),
+        .cmp(op: .eq, sreg: .reg1, data: [255]),
     ]
+
+    /// `icmpv6 type nd-neighbor-advert`.
+    static let neighbourAdvertisement: [Expression] = [
+        .meta(key: .l4proto, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [58]),
+        .payload(base: .transport, offset: 0, length: 1, dreg: .reg1),
+        .cmp(op: .eq, sreg: .reg1, data: [136]),
+    ]
+
+    /// `icmpv6 target @set` (the address a neighbour advertisement claims).
+    static func advertisedTarget(in set: String) -> [Expression] {
+        [.payload(base: .transport, offset: 8, length: 16, dreg: .reg1), .lookup(set: set, sreg: .reg1, dreg: nil, invert: false)]
+    }
+
+    /// `iifname . icmpv6 target != @set`.
+    static func advertisedTargetBinding(notIn set: String) -> [Expression] {
+        [.meta(key: .iifname, dreg: .reg32(0)),
+         .payload(base: .transport, offset: 8, length: 16, dreg: .reg32(4)),
+         .lookup(set: set, sreg: .reg32(0), dreg: nil, invert: true)]
+    }
 
     /// `icmpv6 type 133-137` (router and neighbour solicitation and advertisement, redirect).
     static let neighbourDiscovery: [Expression] = [

@@ -118,7 +118,7 @@ public enum RulesetCompiler {
     }
 
     static func forwardRules() -> [Rule] {
-        var rules = [established]
+        var rules = established
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: true) + failClosed(family, inbound: false)
             let isContainer = { (side: NftMatch.Side) in NftMatch.address(family, side, in: family.containerSet) }
@@ -143,7 +143,7 @@ public enum RulesetCompiler {
     }
 
     static func inputRules() -> [Rule] {
-        var rules = [established]
+        var rules = established
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: true)
             // ip saddr . meta l4proto . th dport vmap @ctr_host4
@@ -155,7 +155,7 @@ public enum RulesetCompiler {
     }
 
     static func outputRules() -> [Rule] {
-        var rules = [established]
+        var rules = established
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: false)
             // ip daddr . meta l4proto . th dport vmap @host_ctr4
@@ -166,21 +166,20 @@ public enum RulesetCompiler {
         return rules
     }
 
-    /// `ct state established,related accept`.
-    static let established = Rule(NftMatch.ctStateEstablishedOrRelated + [.verdict(.accept)],
-                                  comment: "step 1: replies within allowed connections pass")
+    /// `ct state established,related accept`, then IPv6 neighbour discovery, which never leaves
+    /// the link (hop limit 255) and goes to multicast addresses no container holds.
+    static let established = [
+        Rule(NftMatch.ctStateEstablishedOrRelated + [.verdict(.accept)], comment: "step 1: replies within allowed connections pass"),
+        // meta nfproto ipv6 ip6 hoplimit 255 icmpv6 type 133-137 accept
+        Rule(NftMatch.nfproto(.v6) + NftMatch.onLinkOnly + NftMatch.neighbourDiscovery + [.verdict(.accept)],
+             comment: "IPv6 neighbour discovery stays on the link (its spoofing is stopped in the bridge table)"),
+    ]
 
     /// Step 2: on a managed bridge, an address that no classified container holds sends nothing
-    /// (`inbound`: packets arriving from a bridge) and receives nothing. IPv6 neighbour discovery
-    /// from link-local addresses stays on the link and is let through first.
+    /// (`inbound`: packets arriving from a bridge) and receives nothing.
     static func failClosed(_ family: IPFamily, inbound: Bool) -> [Rule] {
         let side: NftMatch.Side = inbound ? .source : .destination
         var rules: [Rule] = []
-        if family == .v6 && inbound {
-            // ip6 saddr fe80::/10 icmpv6 type 133-137 accept
-            rules.append(Rule(NftMatch.nfproto(.v6) + NftMatch.linkLocalSource + NftMatch.neighbourDiscovery + [.verdict(.accept)],
-                              comment: "IPv6 neighbour discovery from link-local addresses"))
-        }
         // iifname @bridges ip saddr != @ctr4 drop   /   oifname @bridges ip daddr != @ctr4 drop
         rules.append(Rule(NftMatch.interfaceInSet(inbound ? .iifname : .oifname, "bridges") + NftMatch.nfproto(family)
                             + NftMatch.address(family, side, notIn: family.containerSet) + [.counter, .verdict(.drop)],
@@ -260,6 +259,10 @@ public enum RulesetCompiler {
                                    + NftMatch.portBinding(family, .destination, notIn: "bound\(family.suffix)") + [.counter, .verdict(.drop)],
                                comment: "a classified \(family) address is only delivered to the port that holds it"))
         }
+        // meta protocol ip6 icmpv6 type nd-neighbor-advert icmpv6 target @addrs6 iifname . icmpv6 target != @bound6 drop
+        ingress.append(Rule(NftMatch.etherType(.v6) + NftMatch.neighbourAdvertisement + NftMatch.advertisedTarget(in: "addrs6")
+                                + NftMatch.advertisedTargetBinding(notIn: "bound6") + [.counter, .verdict(.drop)],
+                            comment: "step 3: IPv6 neighbour advertisement claiming a classified address from a port that does not hold it"))
         // meta protocol arp arp saddr ip @addrs4 iifname . arp saddr ip != @bound4 drop
         ingress.append(Rule(NftMatch.etherTypeARP + NftMatch.arpSenderAddress(in: "addrs4")
                                 + NftMatch.arpBinding(notIn: "bound4") + [.counter, .verdict(.drop)],

@@ -142,7 +142,7 @@ import ZonegateTesting
         let bound4 = bridge.set("bound4")!.elements.map(\.comment)
         #expect(Set(bound4.compactMap { $0 }) == ["w", "a", "c", "u"])
         #expect(bridge.set("bound6")!.elements.count == 2)
-        #expect(bridge.chain("prerouting")!.rules.count == 3, "IPv4, IPv6 and ARP")
+        #expect(bridge.chain("prerouting")!.rules.count == 4, "IPv4, IPv6, neighbour advertisements and ARP")
     }
 
     @Test func rejectAndLoggingFollowDefaults() throws {

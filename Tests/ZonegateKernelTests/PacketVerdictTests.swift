@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+import ZonegateEngine
+import ZonegateNetfilter
+import ZonegatePolicy
+import ZonegateTesting
+
+/// Real packets against the compiled ruleset in the kernel: containers are network namespaces on
+/// veth pairs in bridges, the outside world a routed namespace, Docker's published-port DNAT a
+/// stand-in table. For every flow, what gets through must equal the engine's verdict.
+/// Everything runs inside the test's private network and mount namespaces.
+@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil && PrivateNetworkNamespace.unmetPrecondition() == nil,
+                             Comment(rawValue: KernelTestGuard.reasonToSkip ?? PrivateNetworkNamespace.unmetPrecondition() ?? "")))
+struct PacketVerdictTests {
+    static let policyText = """
+        zones:
+          - {name: web}
+          - {name: api, egress: restricted}
+          - {name: payments, egress: restricted}
+          - {name: corp, mode: audit}
+        rules:
+          - {name: web-api, from: web, to: api, ports: [8080/tcp, 5353/udp, icmp]}
+          - {name: api-payments, from: api, to: payments, ports: [8443/tcp]}
+          - {name: world-web, from: world, to: web, ports: [8080/tcp]}
+          - {name: host-api, from: host, to: api, ports: [9100/tcp]}
+          - {name: payments-processor, from: payments, to: {cidr: 198.51.100.0/24}, ports: [8080/tcp]}
+        """
+    static let ports: [UInt16] = [8080, 8443, 9100, 5353]
+
+    /// The fake host, its containers by name, and the enforcer programming the private namespace.
+    final class Host: @unchecked Sendable {
+        let docker: FakeDockerHost
+        var containers: [String: FakeContainer] = [:]
+        var zones: [String: String] = [:]
+        /// Echo servers by container name and port; they stop by themselves after `serverLifetime`.
+        var servers: [String: [UInt16: ProbeServer]] = [:]
+        static let serverLifetime: Duration = .seconds(300)
+        let enforcer: Enforcer
+        let conntrack: ConntrackTable
+
+        init(_ layout: [(name: String, zone: String?, network: FakeNetwork)]) throws {
+            docker = try FakeDockerHost()
+            conntrack = try ConntrackTable()
+            enforcer = Enforcer(dataplane: try NetlinkDataplane(), tracker: conntrack, hostAddresses: { (try? HostNetwork.addresses()) ?? [] })
+            _ = try HostNetwork.ensureBridgeNetfilter()
+            for (name, zone, network) in layout {
+                containers[name] = try docker.addContainer(name, on: network)
+                zones[name] = zone
+                for port in PacketVerdictTests.ports {
+                    servers[name, default: [:]][port] = try docker.startServer(in: containers[name]!, port: port, lifetime: Self.serverLifetime)
+                }
+            }
+            _ = try docker.startServer(in: docker.outside, port: 8080, lifetime: Self.serverLifetime)
+            _ = try docker.startServer(in: docker, port: 7070, lifetime: Self.serverLifetime)
+        }
+
+        /// The inventory zonegate would read from Docker: `hide` leaves containers out (unclassified).
+        func inventory(hiding hidden: Set<String> = []) -> Inventory {
+            Inventory(containers: containers.keys.sorted().filter { !hidden.contains($0) }.map { name in
+                let container = containers[name]!
+                let addresses = [IPAddress(container.ipv4)!, IPAddress(container.ipv6)!]
+                return Container(name: name, labels: zones[name].map { ["zonegate.zone": $0] } ?? [:], addresses: addresses,
+                                 ports: PacketVerdictTests.ports.map { ServicePort($0, .tcp) },
+                                 attachments: [BridgeAttachment(bridge: container.network.bridge, port: container.hostVeth, addresses: addresses)])
+            }, bridges: docker.networks.map(\.bridge))
+        }
+
+        func evaluator(_ policyText: String = PacketVerdictTests.policyText, hiding hidden: Set<String> = []) throws -> PolicyEvaluator {
+            PolicyEvaluator(policy: try PolicyParser.parse([PolicyFile(name: "p.yaml", text: policyText)]), inventory: inventory(hiding: hidden))
+        }
+
+        deinit {
+            _ = docker.remove()
+            try? NetlinkDataplane().apply(try diff(from: NetlinkDataplane().readAll(name: RulesetCompiler.tableName), to: Ruleset()))
+        }
+    }
+
+    /// Sends one probe and compares what got through with the engine's verdict.
+    private func expectVerdict(_ host: Host, _ evaluator: PolicyEvaluator, from: some ProbeSite, fromName: String, to address: String,
+                               port: ServicePort, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+        let source = fromName == "host" ? Peer.host : (evaluator.peer(named: fromName) ?? evaluator.peer(at: IPAddress(fromName)!))
+        let destination = evaluator.peer(at: IPAddress(address)!)
+        let verdict = evaluator.decide(from: source, to: destination, port: port).verdict
+        let passed: Bool
+        switch port.proto {
+        case .tcp: passed = try Probe.tcpConnect(from: from, to: address, port: port.number, timeout: .seconds(1))
+        case .udp: passed = try Probe.udpExchange(from: from, to: address, port: port.number, timeout: .seconds(1))
+        default: passed = try Probe.ping(from: from, to: address, timeout: .seconds(1))
+        }
+        #expect(passed == (verdict != .deny), "\(fromName) -> \(address) \(port): engine says \(verdict), packets \(passed ? "passed" : "were stopped")",
+                sourceLocation: sourceLocation)
+    }
+
+    @Test func containersOutsideAndHostGetTheEngineVerdicts() throws {
+        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary), ("pay1", "payments", .secondary),
+                             ("corp1", "corp", .primary), ("loose", nil, .primary)])
+        let evaluator = try host.evaluator()
+        try host.enforcer.enforce(evaluator)
+        let probes = [ServicePort(8080, .tcp), ServicePort(8443, .tcp), ServicePort(9100, .tcp), ServicePort(5353, .udp), ServicePort(0, .icmp)]
+        let names = host.containers.keys.sorted()
+        for from in names {
+            for to in names where from != to {
+                for port in probes {
+                    try expectVerdict(host, evaluator, from: host.containers[from]!, fromName: from, to: host.containers[to]!.ipv4, port: port)
+                }
+                try expectVerdict(host, evaluator, from: host.containers[from]!, fromName: from, to: host.containers[to]!.ipv6, port: ServicePort(8080, .tcp))
+            }
+            // Egress to the outside world, and to the host itself.
+            try expectVerdict(host, evaluator, from: host.containers[from]!, fromName: from, to: host.docker.outside.ipv4, port: ServicePort(8080, .tcp))
+            try expectVerdict(host, evaluator, from: host.containers[from]!, fromName: from, to: host.docker.outside.ipv6, port: ServicePort(8080, .tcp))
+            try expectVerdict(host, evaluator, from: host.containers[from]!, fromName: from, to: host.containers[from]!.network.ipv4Gateway,
+                              port: ServicePort(7070, .tcp))
+            // Ingress from the outside world (routed) and from the host.
+            try expectVerdict(host, evaluator, from: host.docker.outside, fromName: host.docker.outside.ipv4, to: host.containers[from]!.ipv4,
+                              port: ServicePort(8080, .tcp))
+            try expectVerdict(host, evaluator, from: host.docker, fromName: "host", to: host.containers[from]!.ipv4, port: ServicePort(9100, .tcp))
+            try expectVerdict(host, evaluator, from: host.docker, fromName: "host", to: host.containers[from]!.ipv6, port: ServicePort(8443, .tcp))
+        }
+    }
+
+    @Test func publishedPortsAreJudgedAsTheDirectFlow() throws {
+        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary), ("corp1", "corp", .primary)])
+        try host.docker.publish(hostPort: 18080, to: host.containers["web1"]!, containerPort: 8080)
+        try host.docker.publish(hostPort: 18443, to: host.containers["api1"]!, containerPort: 8443)
+        let evaluator = try host.evaluator()
+        try host.enforcer.enforce(evaluator)
+        // world -> web 8080 is allowed; world -> api 8443 is not, published or not.
+        #expect(try Probe.tcpConnect(from: host.docker.outside, to: host.docker.outside.hostIPv4, port: 18080, timeout: .seconds(1)))
+        #expect(try !Probe.tcpConnect(from: host.docker.outside, to: host.docker.outside.hostIPv4, port: 18443, timeout: .seconds(1)))
+        #expect(try Probe.tcpConnect(from: host.docker.outside, to: host.docker.outside.hostIPv6, port: 18080, timeout: .seconds(1)))
+        // A container reaching another's published port through the host (NAT hairpin): web -> api 8443 is denied.
+        #expect(try !Probe.tcpConnect(from: host.containers["web1"]!, to: host.docker.outside.hostIPv4, port: 18443, timeout: .seconds(1)))
+        // corp -> web 8080 has no rule, but web's ingress... is restricted: denied directly and through the host.
+        #expect(try !Probe.tcpConnect(from: host.containers["corp1"]!, to: host.docker.outside.hostIPv4, port: 18080, timeout: .seconds(1)))
+    }
+
+    @Test func unclassifiedContainersSendAndReceiveNothing() throws {
+        let host = try Host([("web1", "web", .primary), ("loose", nil, .primary), ("newcomer", nil, .primary)])
+        // `loose` is unzoned and so open both ways; `newcomer` started but is not in the inventory yet.
+        try host.enforcer.enforce(try host.evaluator(hiding: ["newcomer"]))
+        let newcomer = host.containers["newcomer"]!, loose = host.containers["loose"]!
+        #expect(try Probe.tcpConnect(from: host.containers["web1"]!, to: loose.ipv4, port: 8080, timeout: .seconds(1)))
+        #expect(try !Probe.tcpConnect(from: newcomer, to: loose.ipv4, port: 8080, timeout: .seconds(1)))
+        #expect(try !Probe.tcpConnect(from: loose, to: newcomer.ipv4, port: 8080, timeout: .seconds(1)))
+        #expect(try !Probe.tcpConnect(from: newcomer, to: loose.ipv6, port: 8080, timeout: .seconds(1)))
+        #expect(try !Probe.tcpConnect(from: host.docker.outside, to: newcomer.ipv4, port: 8080, timeout: .seconds(1)))
+        // Once classified, it is reachable exactly as its (lack of) zones say.
+        try host.enforcer.enforce(try host.evaluator())
+        #expect(try Probe.tcpConnect(from: newcomer, to: loose.ipv4, port: 8080, timeout: .seconds(1)))
+        #expect(try Probe.tcpConnect(from: loose, to: newcomer.ipv4, port: 8080, timeout: .seconds(1)))
+    }
+
+    @Test func spoofedAndReusedAddressesAreDropped() throws {
+        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary), ("loose", nil, .primary)])
+        try host.enforcer.enforce(try host.evaluator())
+        let web = host.containers["web1"]!, loose = host.containers["loose"]!
+        let server = host.servers["api1"]![5353]!
+        // loose claims web's address (web may reach api on 5353/udp): dropped at loose's bridge port.
+        try Probe.sendSpoofedUDP(from: loose, spoofedSource: web.ipv4, to: host.containers["api1"]!.ipv4, port: 5353)
+        try Probe.sendSpoofedUDP(from: loose, spoofedSource: web.ipv6, to: host.containers["api1"]!.ipv6, port: 5353)
+        // An address no container holds: dropped (fail closed).
+        try Probe.sendSpoofedUDP(from: loose, spoofedSource: loose.network.ipv4Address(host: 200), to: host.containers["api1"]!.ipv4, port: 5353)
+        // The real web reaches the same server: the probe works.
+        try Probe.sendSpoofedUDP(from: web, spoofedSource: web.ipv4, to: host.containers["api1"]!.ipv4, port: 5353)
+        #expect(server.waitForPeer(web.ipv4, transport: .udp))
+        #expect(!server.receivedPeers.contains { $0.address == loose.network.ipv4Address(host: 200) })
+        #expect(server.receivedPeers.filter { $0.address == web.ipv4 }.count == 1, "only web's own datagram arrived: \(server.receivedPeers)")
+        #expect(!server.receivedPeers.contains { $0.address == web.ipv6 }, "\(server.receivedPeers)")
+    }
+
+    @Test func revokedConnectionsDieAndAllowedTrafficFlowsThroughChanges() throws {
+        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary)])
+        try host.enforcer.enforce(try host.evaluator())
+        let api = host.containers["api1"]!
+        let held = try LongLivedConnection(from: host.containers["web1"]!, to: api.ipv4, port: 8080, duration: .seconds(8))
+        defer { held.stop() }
+        #expect(held.waitUntilEstablished())
+        // Policy changes that keep web -> api 5353/udp allowed: no request of the steady flow is lost.
+        let steady = try SteadyTraffic(from: host.containers["web1"]!, to: api.ipv4, port: 5353, transport: .udp, count: 100,
+                                       interval: .milliseconds(10))
+        for round in 0..<5 {
+            let extra = "\n  - {name: extra-\(round), from: api, to: web, ports: [\(9000 + round)/tcp]}"
+            try host.enforcer.enforce(try host.evaluator(Self.policyText + extra))
+        }
+        let report = try steady.finish()
+        #expect(report.unanswered.isEmpty, "\(report)")
+        // Revoke web -> api 8080: the established connection is cut.
+        let revoked = Self.policyText.replacingOccurrences(of: "ports: [8080/tcp, 5353/udp, icmp]", with: "ports: [5353/udp, icmp]")
+        let enforcement = try host.enforcer.enforce(try host.evaluator(revoked))
+        #expect(!enforcement.endedConnections.isEmpty)
+        guard case .cut = held.waitForCut() else {
+            Issue.record("the revoked connection lived on: \(held.state)")
+            return
+        }
+    }
+}
