@@ -42,21 +42,19 @@ struct CompiledRulesetTests {
 
     @Test func nftListsItAndReadsTheListingBack() throws {
         try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(inventory)))
-        let listing = try shell("nft", "list", "ruleset")
-        #expect(listing.status == 0, "\(listing.output)")
+        let listing = try NetnsCommand.check(["nft", "list", "ruleset"])
         for text in ["step 1: replies within allowed connections pass", "ip saddr vmap @dispatch4", "payments-1", "api-to-payments",
                      "ip saddr . ip daddr . meta l4proto . th dport vmap @ctr_out4"] {
-            #expect(listing.output.contains(text), "nft list lacks \(text)")
+            #expect(listing.contains(text), "nft list lacks \(text)")
         }
         // The inet table's listing is a valid nft script: it loads into an empty namespace (checked,
         // `-c`). (The bridge table's neighbour-advertisement rule lists its target as raw
         // `@th,64,128`, since nft 1.0.6 has no `icmpv6 taddr`, and so does not read back.)
-        let inet = try shell("nft", "list", "table", "inet", "zonegate")
+        let inet = try NetnsCommand.check(["nft", "list", "table", "inet", "zonegate"])
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-listing-\(getpid()).nft")
         defer { try? FileManager.default.removeItem(at: file) }
-        try inet.output.write(to: file, atomically: true, encoding: .utf8)
-        let reload = try shell("unshare", "-n", "nft", "-c", "-f", file.path)
-        #expect(reload.status == 0, "\(reload.output)")
+        try inet.write(to: file, atomically: true, encoding: .utf8)
+        try NetnsCommand.check(["unshare", "-n", "nft", "-c", "-f", file.path])
     }
 
     @Test func containerStartAndStopChangeElementsOnly() throws {
