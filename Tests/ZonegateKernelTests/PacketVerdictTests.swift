@@ -167,6 +167,40 @@ struct PacketVerdictTests {
         #expect(!server.receivedPeers.contains { $0.address == web.ipv6 }, "\(server.receivedPeers)")
     }
 
+    @Test func aReusedAddressInheritsNothing() throws {
+        let host = try Host([("api1", "api", .primary), ("newcomer", nil, .primary)])
+        let newcomer = host.containers["newcomer"]!, api = host.containers["api1"]!
+        // Docker gave a departed web container's address to `newcomer`; zonegate has not seen the
+        // change yet, so its inventory still binds the address to the departed one's bridge port.
+        var stale = try host.evaluator(hiding: ["newcomer"]).inventory
+        let addresses = [IPAddress(newcomer.ipv4)!, IPAddress(newcomer.ipv6)!]
+        stale.containers.append(Container(name: "departed-web", labels: ["zonegate.zone": "web"], addresses: addresses,
+                                          attachments: [BridgeAttachment(bridge: newcomer.network.bridge, port: "vethgone00", addresses: addresses)]))
+        let policy = try PolicyParser.parse([PolicyFile(name: "p.yaml", text: Self.policyText)])
+        try host.enforcer.enforce(PolicyEvaluator(policy: policy, inventory: stale))
+        // web may reach api on 8080, but the new holder of the address is not web.
+        #expect(try !Probe.tcpConnect(from: newcomer, to: api.ipv4, port: 8080, timeout: .seconds(1)))
+        #expect(try !Probe.tcpConnect(from: newcomer, to: api.ipv6, port: 8080, timeout: .seconds(1)))
+        // Classified for what it is (web here), it gets exactly its own verdicts.
+        host.zones["newcomer"] = "web"
+        try host.enforcer.enforce(try host.evaluator())
+        #expect(try Probe.tcpConnect(from: newcomer, to: api.ipv4, port: 8080, timeout: .seconds(1)))
+    }
+
+    @Test func rejectAnswersDeniedFlows() throws {
+        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary)])
+        try host.enforcer.enforce(try host.evaluator("defaults: {action: reject}\n" + Self.policyText))
+        #expect(try !Probe.tcpConnect(from: host.containers["api1"]!, to: host.containers["web1"]!.ipv4, port: 8443, timeout: .seconds(1)))
+        #expect(try !Probe.udpExchange(from: host.containers["api1"]!, to: host.containers["web1"]!.ipv4, port: 5353, timeout: .seconds(1)))
+        // Both were answered by the reject rules (TCP reset, ICMP error), not silently dropped.
+        let deny = try NetnsCommand.check(["nft", "list", "chain", "inet", "zonegate", "deny"])
+        let counts = deny.split(separator: "\n").filter { $0.contains("reject") }.map { line -> Int in
+            let words = line.split(separator: " ")
+            return words.firstIndex(of: "packets").flatMap { Int(words[$0 + 1]) } ?? 0
+        }
+        #expect(counts.count == 2 && counts.allSatisfy { $0 > 0 }, "\(deny)")
+    }
+
     @Test func revokedConnectionsDieAndAllowedTrafficFlowsThroughChanges() throws {
         let host = try Host([("web1", "web", .primary), ("api1", "api", .primary)])
         try host.enforcer.enforce(try host.evaluator())
