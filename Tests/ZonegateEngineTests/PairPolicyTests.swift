@@ -4,22 +4,7 @@ import ZonegatePolicy
 
 /// The whole-pair view the dataplane compiles from must agree with per-port verdicts.
 final class PairPolicyTests: XCTestCase {
-    private let evaluator = PolicyEvaluator(policy: policy("""
-        zones:
-          - {name: web}
-          - {name: api, egress: restricted}
-          - {name: corp, mode: audit}
-        rules:
-          - {name: world-web, from: world, to: web, ports: [443/tcp]}
-          - {name: web-api, from: web, to: api, ports: [8000-8100/tcp, 53/udp]}
-          - {name: api-out, from: api, to: {cidr: 198.51.100.0/24, except: [198.51.100.64/26]}, ports: [443/tcp]}
-          - {name: v6, from: {cidr: "2001:db8::/32"}, to: corp, ports: [icmp]}
-        """), inventory: Inventory(containers: [
-            container("w", ["zonegate.zone": "web"], ["172.18.0.2"]),
-            container("a", ["zonegate.zone": "api"], ["172.18.0.3"]),
-            container("c", ["zonegate.zone": "corp"], ["172.18.0.4"]),
-            container("u", [:], ["172.18.0.5"]),
-        ]))
+    private let evaluator = sharedDataplaneEvaluator
 
     private var classes: [PeerClass] {
         evaluator.identities.indices.map { PeerClass(.container(identity: $0)) } + evaluator.outsideClasses().map(\.peerClass) + [.host]

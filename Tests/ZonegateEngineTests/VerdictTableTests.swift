@@ -4,24 +4,7 @@ import ZonegatePolicy
 
 /// The table the kernel looks flows up in gives the engine's verdicts, for every kind of peer.
 final class VerdictTableTests: XCTestCase {
-    private let evaluator = PolicyEvaluator(policy: policy("""
-        zones:
-          - {name: web}
-          - {name: api, egress: restricted}
-          - {name: corp, mode: audit}
-        rules:
-          - {name: world-web, from: world, to: web, ports: [443/tcp]}
-          - {name: web-api, from: web, to: api, ports: [8000-8100/tcp, 53/udp]}
-          - {name: web-api-2, from: web, to: api, ports: [8050-8200/tcp]}
-          - {name: api-out, from: api, to: {cidr: 198.51.100.0/24, except: [198.51.100.64/26]}, ports: [443/tcp]}
-          - {name: v6-corp, from: {cidr: "2001:db8::/32"}, to: corp, ports: [icmp]}
-          - {name: host-api, from: host, to: api, ports: [sctp]}
-        """), inventory: Inventory(containers: [
-            container("w", ["zonegate.zone": "web"], ["172.18.0.2", "fd00::2"]),
-            container("a", ["zonegate.zone": "api"], ["172.18.0.3"]),
-            container("c", ["zonegate.zone": "corp"], ["172.18.0.4"]),
-            container("u", [:], ["172.18.0.5"]),
-        ]))
+    private let evaluator = sharedDataplaneEvaluator
 
     /// The identity the kernel would find for a peer name: container address map, outside ranges, host.
     private func identity(_ table: VerdictTable, _ name: String) -> UInt32 {
