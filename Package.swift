@@ -32,8 +32,9 @@ let package = Package(
         .systemLibrary(name: "CNftnl", path: "Sources/CNftnl", pkgConfig: "libnftnl"),
         // Encodes and decodes the ruleset values over netlink; the only importer of CNftnl.
         .target(name: "ZonegateNetfilter", dependencies: ["CNftnl", "ZonegateRuleset", "ZonegatePolicy"]),
-        // Fakes and network-namespace fixtures shared by test targets.
-        .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset"]),
+        // Fakes and network-namespace fixtures shared by test targets (test-only: it drives the
+        // nft CLI for a stand-in of Docker's NAT, so it lives under Tests/).
+        .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset"], path: "Tests/ZonegateTesting"),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run.
         .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),

@@ -109,6 +109,12 @@ struct InventoryOptions: ParsableArguments {
         format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
     }
 
+    /// The policy applied to the inventory: what matrix, explain and plan work from.
+    func evaluator(for command: String, _ policyOptions: PolicyOptions) throws -> PolicyEvaluator {
+        let inventory = try load(for: command)
+        return PolicyEvaluator(policy: try policyOptions.load(), inventory: inventory)
+    }
+
     func load(for command: String) throws -> Inventory {
         guard let inventory else {
             throw CommandFailure.environment("zonegate \(command): --inventory FILE is required (reading the live Docker host is not available in this version)")
@@ -172,9 +178,9 @@ extension Zonegate {
         @OptionGroup var inventoryOptions: InventoryOptions
 
         func run() throws {
-            let inventory = try inventoryOptions.load(for: "matrix")
-            let policy = try options.load()
-            let flows = ReachabilityMatrix(PolicyEvaluator(policy: policy, inventory: inventory)).flows()
+            let evaluator = try inventoryOptions.evaluator(for: "matrix", options)
+            let policy = evaluator.policy
+            let flows = ReachabilityMatrix(evaluator).flows()
             switch inventoryOptions.outputFormat {
             case .json: print(Render.matrixJSON(digest: policy.digest, flows: flows).rendered())
             case .table: print(Render.matrixTable(digest: policy.digest, flows: flows, markdown: false))
@@ -207,9 +213,7 @@ extension Zonegate {
         }
 
         func run() throws {
-            let inventory = try inventoryOptions.load(for: "explain")
-            let policy = try options.load()
-            let evaluator = PolicyEvaluator(policy: policy, inventory: inventory)
+            let evaluator = try inventoryOptions.evaluator(for: "explain", options)
             guard let source = evaluator.peer(named: from) else {
                 throw CommandFailure.environment("zonegate explain: --from '\(from)' is no container of the inventory, address, world or host")
             }
@@ -236,13 +240,12 @@ extension Zonegate {
         @OptionGroup var inventoryOptions: InventoryOptions
 
         func run() throws {
-            let inventory = try inventoryOptions.load(for: "plan")
-            let policy = try options.load()
-            let desired = RulesetCompiler.ruleset(PolicyEvaluator(policy: policy, inventory: inventory))
+            let evaluator = try inventoryOptions.evaluator(for: "plan", options)
+            let desired = RulesetCompiler.ruleset(evaluator)
             let actual = try kernelRuleset(for: "plan")
             let transaction = try diff(from: actual, to: desired)
             if transaction.isEmpty {
-                print("# the kernel already enforces \(policy.digest) for these \(inventory.containers.count) containers")
+                print("# the kernel already enforces \(evaluator.policy.digest) for these \(evaluator.inventory.containers.count) containers")
             } else {
                 print("# \(transaction.operations.count) operations, applied as one transaction")
                 print(transaction.description)
