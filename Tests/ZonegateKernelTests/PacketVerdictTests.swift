@@ -184,7 +184,10 @@ struct PacketVerdictTests {
         // Classified for what it is (web here), it gets exactly its own verdicts.
         host.zones["newcomer"] = "web"
         try host.enforcer.enforce(try host.evaluator())
-        #expect(try Probe.tcpConnect(from: newcomer, to: api.ipv4, port: 8080, timeout: .seconds(1)))
+        // Neighbour entries failed while ARP from the address was dropped; start them afresh
+        // rather than wait out the kernel's retry timers.
+        for site in [newcomer.netnsLocation, api.netnsLocation] { try NetnsCommand.check(["ip", "neigh", "flush", "all"], in: site) }
+        #expect(try Probe.tcpConnect(from: newcomer, to: api.ipv4, port: 8080, timeout: .seconds(2)))
     }
 
     @Test func rejectAnswersDeniedFlows() throws {
