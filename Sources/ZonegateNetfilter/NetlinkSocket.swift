@@ -94,6 +94,18 @@ final class NetlinkSocket {
         try cCall("mnl_socket_sendto") { mnl_socket_sendto(socket, bytes, bytes.count) }
     }
 
+    /// The descriptor, for `poll` by a reader that must stay cancellable.
+    var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
+
+    /// Grows the receive buffer to `size` bytes, so that a socket the kernel sends to
+    /// unasked (NFLOG) absorbs a burst before it overflows.
+    func reserveReceiveBuffer(_ size: Int) throws(NetfilterError) {
+        var bytes = Int32(size)
+        try cCall("setsockopt(SO_RCVBUFFORCE)") {
+            setsockopt(fileDescriptor, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
     /// The messages of one datagram; nil when `wait` is false and nothing is queued.
     func receive(wait: Bool = true) throws(NetfilterError) -> [NetlinkMessage]? {
         let fd = mnl_socket_get_fd(socket)

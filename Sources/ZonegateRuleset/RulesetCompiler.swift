@@ -201,7 +201,7 @@ public enum RulesetCompiler {
         if defaults.logDenied {
             // ct state new limit rate 50/second burst 100 packets log prefix "zonegate deny " group 1669
             rules.append(Rule(NftMatch.ctStateNew + [.limit(rate: 50, unit: .second, burst: 100, over: false),
-                                                     .log(prefix: "zonegate deny ", group: logGroup, level: nil)],
+                                                     .log(prefix: LoggedFlow.Kind.deny.logPrefix, group: logGroup, level: nil)],
                               comment: "step 7: one event per denied new flow, rate-limited"))
         }
         switch defaults.action {
@@ -220,7 +220,7 @@ public enum RulesetCompiler {
         var rules: [Rule] = []
         if defaults.logDenied {
             rules.append(Rule(NftMatch.ctStateNew + [.limit(rate: 50, unit: .second, burst: 100, over: false),
-                                                     .log(prefix: "zonegate audit ", group: logGroup, level: nil)],
+                                                     .log(prefix: LoggedFlow.Kind.audit.logPrefix, group: logGroup, level: nil)],
                               comment: "step 7: one event per would-be-denied new flow, rate-limited"))
         }
         rules.append(Rule([.counter, .verdict(.accept)], comment: "audit mode: would be denied, passes"))
