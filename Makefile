@@ -3,7 +3,8 @@ SHELL := /bin/bash
 SWIFT ?= swift
 ZONEGATE := .build/debug/zonegate
 # Debian packages the build and the tests need; `make deps` installs whichever are missing.
-DEBIAN_PACKAGES := pkg-config libnftnl-dev libmnl-dev nftables iproute2 busybox-static python3
+# docker.io brings containerd, runc and iptables: the end-to-end tests and the demo start a private dockerd.
+DEBIAN_PACKAGES := pkg-config libnftnl-dev libmnl-dev nftables iproute2 busybox-static python3 docker.io
 
 .PHONY: all deps build demo test bench clean
 
@@ -20,21 +21,21 @@ deps:
 build: deps
 	$(SWIFT) build --product zonegate
 
-# Validates the shipped policy, proves its assertions, and prints the reachability matrix and one
-# explained verdict for a sample inventory of a PCI-scoped host.
+# The live demo (tools/demo.sh, root): a private dockerd in private namespaces (the host's own Docker,
+# if any, is untouched), containers in the example zones, `zonegate run`, real connections from
+# inside the containers against the expected verdicts, the live matrix; then it cleans up.
 demo: build
-	$(ZONEGATE) check --policies policies
-	$(ZONEGATE) matrix --policies policies --inventory Tests/Fixtures/pci-host-inventory.json --format table
-	$(ZONEGATE) explain --policies policies --inventory Tests/Fixtures/pci-host-inventory.json \
-		--from wiki --to payments-1 --port 8443/tcp --format table
+	tools/demo.sh
 
-# Pure and wire-level tests, then the kernel tests: as root, inside private network and mount
+# Pure and wire-level tests, then the kernel tests and the end-to-end tests (a private dockerd of
+# their own, real containers, the zonegate binary): as root, inside private network and mount
 # namespaces so that the host's ruleset, links and /run/netns are never touched (all the tests
 # create disappears with them); serial, as they share tables.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	ZONEGATE_KERNEL_TESTS=1 unshare --net --mount --propagation private -- $(SWIFT) test --skip-build --no-parallel --filter ZonegateKernelTests
+	ZONEGATE_E2E_TESTS=1 unshare --net --mount --propagation private -- $(SWIFT) test --skip-build --no-parallel --filter ZonegateEndToEndTests
 
 clean:
 	rm -rf .build
