@@ -11,6 +11,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Pure: policy values, YAML parsing with source positions, validation.
@@ -22,7 +26,10 @@ let package = Package(
         .target(name: "ZonegateEngine", dependencies: ["ZonegatePolicy"]),
         // The subcommands: thin argument parsing and rendering over the modules.
         .target(name: "ZonegateCLI", dependencies: [
-            "ZonegatePolicy", "ZonegateEngine", "ZonegateRuleset", "ZonegateNetfilter",
+            "ZonegatePolicy", "ZonegateEngine", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateDocker", "ZonegateDaemon",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Pure: nftables objects as values, the compiler from (policy, inventory) to zonegate's
@@ -32,9 +39,24 @@ let package = Package(
         .systemLibrary(name: "CNftnl", path: "Sources/CNftnl", pkgConfig: "libnftnl"),
         // Encodes and decodes the ruleset values over netlink; the only importer of CNftnl.
         .target(name: "ZonegateNetfilter", dependencies: ["CNftnl", "ZonegateRuleset", "ZonegatePolicy"]),
+        // The Docker Engine API client over the unix socket (async-http-client) and the inventory
+        // builder: Docker's view of containers and networks -> zonegate's inventory.
+        .target(name: "ZonegateDocker", dependencies: [
+            "ZonegateEngine", "ZonegatePolicy",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The reconciler: Docker events, policy reloads and periodic resyncs -> enforcement.
+        .target(name: "ZonegateDaemon", dependencies: [
+            "ZonegateDocker", "ZonegateRuleset", "ZonegateEngine", "ZonegatePolicy",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // Fakes and network-namespace fixtures shared by test targets (test-only: it drives the
         // nft CLI for a stand-in of Docker's NAT, so it lives under Tests/).
-        .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset"], path: "Tests/ZonegateTesting"),
+        .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset", "ZonegateDocker"], path: "Tests/ZonegateTesting"),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run.
         .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
@@ -44,6 +66,11 @@ let package = Package(
         .testTarget(name: "ZonegateRulesetTests", dependencies: ["ZonegateRuleset", "ZonegateTesting", "ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateNetfilterTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl"],
                     exclude: ["wire.nft"]),
+        .testTarget(name: "ZonegateDockerTests", dependencies: ["ZonegateDocker", "ZonegateTesting", "ZonegateEngine", "ZonegatePolicy"]),
+        .testTarget(name: "ZonegateDaemonTests", dependencies: ["ZonegateDaemon", "ZonegateDocker", "ZonegateTesting", "ZonegateEngine", "ZonegatePolicy",
+                                                               .product(name: "Logging", package: "swift-log")]),
+        // Root only, a real dockerd in private namespaces: `make test` runs them with ZONEGATE_E2E_TESTS=1.
+        .testTarget(name: "ZonegateEndToEndTests", dependencies: ["ZonegateTesting"]),
         // Root only, in a private network namespace: `make test` runs them under `unshare -n`.
         .testTarget(name: "ZonegateKernelTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl", "ZonegateEngine", "ZonegatePolicy"]),
     ]

@@ -9,17 +9,21 @@ public struct Zonegate: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "zonegate",
         abstract: "Network segmentation for Docker hosts: zone policies enforced with nftables.",
-        subcommands: [Check.self, Matrix.self, Explain.self, Plan.self, Teardown.self]
+        subcommands: [Run.self, Check.self, Matrix.self, Explain.self, InventoryCommand.self, Plan.self, Teardown.self]
     )
 
     public init() {}
 
     /// Runs the command line with cli.md's exit codes: 0 success, 1 policy invalid or an
     /// assertion failed, 2 bad usage or an environment problem.
-    public static func runMain(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+    public static func runMain(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) async -> Never {
         do {
             var command = try parseAsRoot(arguments)
-            try command.run()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
             Foundation.exit(0)
         } catch let failure as CommandFailure {
             if !failure.message.isEmpty { printError(failure.message) }
@@ -97,10 +101,13 @@ struct PolicyOptions: ParsableArguments {
     }
 }
 
-/// `--inventory FILE` and `--format`, shared by the commands that evaluate containers.
+/// `--inventory FILE` (else the live Docker host) and `--format`, shared by the commands that
+/// evaluate containers.
 struct InventoryOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("An inventory file (JSON, as `zonegate inventory` prints).", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("An inventory file (JSON, as `zonegate inventory` prints); default: the live Docker host.", valueName: "FILE"))
     var inventory: String?
+
+    @OptionGroup var docker: DockerOptions
 
     @Option(name: .long, help: "table, json or markdown (default: table on a terminal, json otherwise).")
     var format: OutputFormat?
@@ -110,14 +117,14 @@ struct InventoryOptions: ParsableArguments {
     }
 
     /// The policy applied to the inventory: what matrix, explain and plan work from.
-    func evaluator(for command: String, _ policyOptions: PolicyOptions) throws -> PolicyEvaluator {
-        let inventory = try load(for: command)
-        return PolicyEvaluator(policy: try policyOptions.load(), inventory: inventory)
+    func evaluator(for command: String, _ policyOptions: PolicyOptions) async throws -> PolicyEvaluator {
+        let policy = try policyOptions.load()
+        return PolicyEvaluator(policy: policy, inventory: try await load(for: command, managedNetworks: policy.defaults.networks))
     }
 
-    func load(for command: String) throws -> Inventory {
+    func load(for command: String, managedNetworks: [String]?) async throws -> Inventory {
         guard let inventory else {
-            throw CommandFailure.environment("zonegate \(command): --inventory FILE is required (reading the live Docker host is not available in this version)")
+            return try await docker.inventory(for: command, managedNetworks: managedNetworks)
         }
         guard let data = FileManager.default.contents(atPath: inventory) else {
             throw CommandFailure.environment("zonegate \(command): cannot read inventory file '\(inventory)'")
@@ -170,15 +177,15 @@ extension Zonegate {
     }
 
     /// `zonegate matrix`: the reachability matrix for an inventory.
-    struct Matrix: ParsableCommand {
+    struct Matrix: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The reachability matrix the policy gives for an inventory.")
 
         @OptionGroup var options: PolicyOptions
         @OptionGroup var inventoryOptions: InventoryOptions
 
-        func run() throws {
-            let evaluator = try inventoryOptions.evaluator(for: "matrix", options)
+        func run() async throws {
+            let evaluator = try await inventoryOptions.evaluator(for: "matrix", options)
             let policy = evaluator.policy
             let flows = ReachabilityMatrix(evaluator).flows()
             switch inventoryOptions.outputFormat {
@@ -190,7 +197,7 @@ extension Zonegate {
     }
 
     /// `zonegate explain`: the verdict of one flow and why.
-    struct Explain: ParsableCommand {
+    struct Explain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The verdict of one flow, with the rules or defaults that decide it.")
 
@@ -212,8 +219,8 @@ extension Zonegate {
             }
         }
 
-        func run() throws {
-            let evaluator = try inventoryOptions.evaluator(for: "explain", options)
+        func run() async throws {
+            let evaluator = try await inventoryOptions.evaluator(for: "explain", options)
             guard let source = evaluator.peer(named: from) else {
                 throw CommandFailure.environment("zonegate explain: --from '\(from)' is no container of the inventory, address, world or host")
             }
@@ -232,15 +239,15 @@ extension Zonegate {
 
 extension Zonegate {
     /// `zonegate plan`: the transaction `run` would apply now, as nft commands.
-    struct Plan: ParsableCommand {
+    struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "What `run` would change in the kernel right now, without changing it.")
 
         @OptionGroup var options: PolicyOptions
         @OptionGroup var inventoryOptions: InventoryOptions
 
-        func run() throws {
-            let evaluator = try inventoryOptions.evaluator(for: "plan", options)
+        func run() async throws {
+            let evaluator = try await inventoryOptions.evaluator(for: "plan", options)
             let desired = RulesetCompiler.ruleset(evaluator)
             let actual = try kernelRuleset(for: "plan")
             let transaction = try diff(from: actual, to: desired)

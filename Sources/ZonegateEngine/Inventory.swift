@@ -67,30 +67,52 @@ public struct Container: Hashable, Sendable, Codable {
     }
 }
 
+/// A container attachment zonegate cannot enforce on (host network, macvlan, ipvlan, overlay,
+/// another container's namespace): reported, never silently ignored.
+public struct UnenforcedAttachment: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var container: String
+    /// The Docker network (`host`, a macvlan network's name, `container:<name>`).
+    public var network: String
+    public var reason: String
+
+    public init(container: String, network: String, reason: String) {
+        self.container = container
+        self.network = network
+        self.reason = reason
+    }
+
+    public var description: String { "\(container) on \(network): unenforced (\(reason))" }
+}
+
 /// The containers of a host at one moment: what `zonegate inventory` prints and `--inventory` reads.
 public struct Inventory: Hashable, Sendable, Codable {
     public var containers: [Container]
     /// The bridge devices zonegate manages, with or without containers on them yet: an address
     /// on one of them that no container of the inventory holds sends and receives nothing.
     public var bridges: [String]
+    /// Attachments on networks zonegate cannot enforce on.
+    public var unenforced: [UnenforcedAttachment]
 
-    public init(containers: [Container], bridges: [String] = []) {
+    public init(containers: [Container], bridges: [String] = [], unenforced: [UnenforcedAttachment] = []) {
         self.containers = containers
         self.bridges = bridges
+        self.unenforced = unenforced
     }
 
-    private enum CodingKeys: String, CodingKey { case containers, bridges }
+    private enum CodingKeys: String, CodingKey { case containers, bridges, unenforced }
 
     public init(from decoder: Decoder) throws {
         let values = try decoder.container(keyedBy: CodingKeys.self)
         containers = try values.decode([Container].self, forKey: .containers)
         bridges = try values.decodeIfPresent([String].self, forKey: .bridges) ?? []
+        unenforced = try values.decodeIfPresent([UnenforcedAttachment].self, forKey: .unenforced) ?? []
     }
 
     public func encode(to encoder: Encoder) throws {
         var values = encoder.container(keyedBy: CodingKeys.self)
         try values.encode(containers, forKey: .containers)
         if !bridges.isEmpty { try values.encode(bridges, forKey: .bridges) }
+        if !unenforced.isEmpty { try values.encode(unenforced, forKey: .unenforced) }
     }
 
     /// Why an inventory file was refused.

@@ -23,6 +23,16 @@ public enum PolicyDirectory {
         }
     }
 
+    /// Changes whenever a policy file is added, removed or edited: the digest of the files (or
+    /// why they cannot be read). Cheap enough to poll: policy files are small.
+    public static func fingerprint(_ path: String) -> String {
+        do {
+            return PolicyParser.digest(of: try files(in: path))
+        } catch {
+            return "unreadable: \(error)"
+        }
+    }
+
     /// Reads and parses; throws `ReadError` or `PolicyError`.
     public static func load(_ path: String) throws -> Policy {
         try PolicyParser.parse(files(in: path))

@@ -1,3 +1,3 @@
 import ZonegateCLI
 
-Zonegate.runMain()
+await Zonegate.runMain()

@@ -169,9 +169,11 @@ final class CommandLineTests: XCTestCase {
 
     func testUsageAndEnvironmentErrorsExitTwo() throws {
         let directory = try policies(["a.yaml": smallPolicy])
-        let noInventory = try zonegate(["matrix", "--policies", directory])
-        XCTAssertEqual(noInventory.status, 2)
-        XCTAssertTrue(noInventory.stderr.contains("--inventory FILE is required"), noInventory.stderr)
+        // Without --inventory it reads the live host: no engine at that socket is an environment error, in one line.
+        let noDocker = try zonegate(["matrix", "--policies", directory, "--docker-host", "unix://" + scratch.appendingPathComponent("no.sock").path])
+        XCTAssertEqual(noDocker.status, 2)
+        XCTAssertTrue(noDocker.stderr.contains("cannot read Docker at unix://"), noDocker.stderr)
+        XCTAssertEqual(noDocker.stderr.split(separator: "\n").count, 1, noDocker.stderr)
         XCTAssertEqual(try zonegate(["check", "--bogus"]).status, 2)
         XCTAssertEqual(try zonegate(["explain", "--policies", directory, "--inventory", try file("i.json", smallInventory),
                                      "--from", "x-a", "--to", "x-b", "--port", "80"]).status, 2)

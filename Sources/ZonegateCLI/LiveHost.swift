@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import ZonegateDocker
+import ZonegateEngine
+import ZonegatePolicy
+
+/// `--docker-host URL`, shared by the commands that read the live Docker host.
+struct DockerOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The Docker engine (default: $DOCKER_HOST, else unix:///var/run/docker.sock).", valueName: "URL"))
+    var dockerHost: String?
+
+    var url: String {
+        dockerHost ?? ProcessInfo.processInfo.environment["DOCKER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "unix:///var/run/docker.sock"
+    }
+
+    /// A client for the engine; an environment failure (exit 2) when the URL cannot be used.
+    func client(for command: String) throws -> DockerAPIClient {
+        do {
+            return try DockerAPIClient(host: url)
+        } catch {
+            throw CommandFailure.environment("zonegate \(command): \(error)")
+        }
+    }
+
+    /// The live host's containers as an inventory, under the policy's `defaults.networks`.
+    func inventory(for command: String, managedNetworks: [String]?) async throws -> Inventory {
+        let client = try client(for: command)
+        do {
+            async let networks = client.networks()
+            let containers = try await client.runningContainers()
+            let inventory = DockerInventory.build(containers: containers, networks: try await networks,
+                                                  managedNetworks: managedNetworks, bridgePort: VethResolver().resolver())
+            try await client.shutdown()
+            return inventory
+        } catch {
+            try? await client.shutdown()
+            throw CommandFailure.environment("zonegate \(command): cannot read Docker at \(url): \(error)")
+        }
+    }
+}
+
+/// `zonegate run --resync-interval` and friends: `500ms`, `30s`, `2m`, `1h`, `1.5s`.
+struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
+    var duration: Duration
+    var description: String
+
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        guard let (suffix, scale) = units.first(where: { argument.hasSuffix($0.0) && Double(argument.dropLast($0.0.count)) != nil }),
+              let value = Double(argument.dropLast(suffix.count)), value > 0 else { return nil }
+        duration = .milliseconds(Int64((value * scale * 1000).rounded()))
+        description = argument
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+
+/// How `zonegate run` writes its log: `text` for people, `json` for collectors (one object a line).
+public enum LogFormat: String, Sendable, CaseIterable {
+    case text, json
+}
+
+/// A swift-log handler that writes one line per event to standard error, as text
+/// (`2026-12-01T18:00:00.000Z info ready containers=3 digest=sha256:…`) or as one JSON object
+/// (`{"time":…,"level":"info","message":"ready","containers":"3",…}`).
+public struct LineLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    private let format: LogFormat
+    private let write: @Sendable (String) -> Void
+
+    /// `write` receives each finished line, newline included; standard error by default.
+    public init(format: LogFormat, write: @escaping @Sendable (String) -> Void = LineLogHandler.standardError) {
+        self.format = format
+        self.write = write
+    }
+
+    public static let standardError: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        write(Self.line(time: Date(), level: event.level, message: "\(event.message)", metadata: merged, format: format))
+    }
+
+    /// One rendered line; keys in sorted order so that lines are stable and diffable.
+    static func line(time: Date, level: Logger.Level, message: String, metadata: Logger.Metadata, format: LogFormat) -> String {
+        let timestamp = timeStyle.format(time)
+        let keys = metadata.keys.sorted()
+        switch format {
+        case .json:
+            var fields = ["\"time\":\(jsonString(timestamp))", "\"level\":\(jsonString(level.rawValue))", "\"message\":\(jsonString(message))"]
+            fields += keys.filter { !["time", "level", "message"].contains($0) }.map { "\(jsonString($0)):\(json(metadata[$0]!))" }
+            return "{" + fields.joined(separator: ",") + "}\n"
+        case .text:
+            let pairs = keys.map { "\($0)=\(text(metadata[$0]!))" }
+            return ([timestamp, level.rawValue, message] + pairs).joined(separator: " ") + "\n"
+        }
+    }
+
+    private static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    private static func json(_ value: Logger.Metadata.Value) -> String {
+        switch value {
+        case .string(let string): return jsonString(string)
+        case .stringConvertible(let convertible): return jsonString(convertible.description)
+        case .array(let values): return "[" + values.map(json).joined(separator: ",") + "]"
+        case .dictionary(let values):
+            return "{" + values.keys.sorted().map { "\(jsonString($0)):\(json(values[$0]!))" }.joined(separator: ",") + "}"
+        }
+    }
+
+    private static func jsonString(_ string: String) -> String {
+        var escaped = "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case _ where scalar.value < 0x20: escaped += String(format: "\\u%04x", scalar.value)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped + "\""
+    }
+
+    /// Text values are quoted only when they hold spaces, quotes or line breaks.
+    private static func text(_ value: Logger.Metadata.Value) -> String {
+        let plain: String
+        switch value {
+        case .string(let string): plain = string
+        case .stringConvertible(let convertible): plain = convertible.description
+        case .array(let values): plain = "[" + values.map(text).joined(separator: ",") + "]"
+        case .dictionary(let values): plain = "{" + values.keys.sorted().map { "\($0)=\(text(values[$0]!))" }.joined(separator: ",") + "}"
+        }
+        return plain.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline }) ? jsonString(plain) : plain
+    }
+}

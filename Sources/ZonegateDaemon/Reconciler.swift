@@ -1,0 +1,389 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import ZonegateDocker
+import ZonegateEngine
+import ZonegatePolicy
+import ZonegateRuleset
+
+/// How often the reconciler does what it does on its own.
+public struct ReconcilerTiming: Sendable {
+    /// The full comparison with Docker and the kernel that repairs drift (`--resync-interval`).
+    public var resyncInterval: Duration
+    /// How often the policy directory is looked at for changes.
+    public var policyPollInterval: Duration
+    /// The first wait before reconnecting a broken event stream; it doubles up to `maximumBackoff`.
+    public var initialBackoff: Duration
+    public var maximumBackoff: Duration
+
+    public init(resyncInterval: Duration = .seconds(30), policyPollInterval: Duration = .seconds(1),
+                initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(5)) {
+        self.resyncInterval = resyncInterval
+        self.policyPollInterval = policyPollInterval
+        self.initialBackoff = initialBackoff
+        self.maximumBackoff = maximumBackoff
+    }
+}
+
+/// Where the reconciler reads and writes: Docker, the kernel (through the enforcer), the policy
+/// directory and the host. Each is a value or closure so that tests give fakes.
+public struct ReconcilerEnvironment: Sendable {
+    public var engine: any DockerEngine
+    public var enforcer: Enforcer
+    /// Reads and parses the policy directory (throws `PolicyError` for an invalid policy).
+    public var loadPolicy: @Sendable () throws -> Policy
+    /// A cheap summary of the policy directory (names, sizes, times) that changes when a file does.
+    public var policyFingerprint: @Sendable () -> String
+    /// A resolver of the host side of containers' veths for one inventory build
+    /// (`VethResolver().resolver()` in production).
+    public var bridgePorts: @Sendable () -> BridgePortResolver
+    /// Makes bridged traffic reach zonegate's rules; returns what it changed, to log.
+    public var prepareHost: @Sendable () throws -> String?
+
+    public init(engine: any DockerEngine, enforcer: Enforcer, loadPolicy: @escaping @Sendable () throws -> Policy,
+                policyFingerprint: @escaping @Sendable () -> String,
+                bridgePorts: @escaping @Sendable () -> BridgePortResolver,
+                prepareHost: @escaping @Sendable () throws -> String? = { nil }) {
+        self.engine = engine
+        self.enforcer = enforcer
+        self.loadPolicy = loadPolicy
+        self.policyFingerprint = policyFingerprint
+        self.bridgePorts = bridgePorts
+        self.prepareHost = prepareHost
+    }
+}
+
+/// Why `zonegate run` could not start; the command turns it into cli.md's exit code.
+public struct StartupFailure: Error, CustomStringConvertible {
+    public enum Kind: Sendable { case invalidPolicy, environment }
+    public var kind: Kind
+    public var description: String
+}
+
+/// `zonegate run`: keeps the kernel in step with the policy and the containers. On start it takes
+/// over whatever zonegate tables exist and replaces them in one transaction; then each Docker
+/// event becomes one small transaction (set elements only), a timer compares everything with
+/// Docker and the kernel and repairs drift, and a changed policy directory (or SIGHUP) reloads the
+/// policy, keeping the last good one when the new one is invalid. It stops on graceful shutdown,
+/// leaving its rules in the kernel.
+public actor Reconciler: Service {
+    private let environment: ReconcilerEnvironment
+    private let timing: ReconcilerTiming
+    private let logger: Logger
+    private let mailbox = Mailbox()
+
+    private var policy: Policy?
+    private var containers: [String: DockerContainer] = [:]
+    private var networks: [DockerNetwork] = []
+    /// Resolved bridge ports by container id and network id: a veth lasts as long as the
+    /// container's run, so it is resolved once per start, not on every pass.
+    private var bridgePortCache: [String: [String: String]] = [:]
+    /// What was last enforced: the zones of each classified container, and the unenforced
+    /// attachments already reported, so that the log names what changed.
+    private var classified: [String: ClassifiedContainer] = [:]
+    private var reportedUnenforced: Set<UnenforcedAttachment> = []
+    private var ready = false
+
+    /// A container as last enforced, for the log.
+    struct ClassifiedContainer: Equatable {
+        var name: String
+        var zones: [String]
+        var addresses: [IPAddress]
+    }
+
+    public init(environment: ReconcilerEnvironment, timing: ReconcilerTiming = ReconcilerTiming(), logger: Logger) {
+        self.environment = environment
+        self.timing = timing
+        self.logger = logger
+    }
+
+    /// Asks for the policy to be read again (SIGHUP).
+    public nonisolated func requestReload(reason: String) {
+        mailbox.post { $0.reloadReasons.append(reason) }
+    }
+
+    /// Asks for a full comparison with Docker and the kernel now.
+    public nonisolated func requestResync(reason: String) {
+        mailbox.post { $0.resync = true; $0.reasons.append(reason) }
+    }
+
+    public func run() async throws {
+        let events = try await start()
+        try await cancelWhenGracefulShutdown { [self] in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await self.watchEvents(first: events) }
+                group.addTask { await self.tick(every: self.timing.resyncInterval) { self.requestResync(reason: "periodic resync") } }
+                group.addTask { await self.watchPolicyDirectory() }
+                group.addTask { try await self.reconcileLoop() }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        mailbox.finish()
+        logger.info("stopped; zonegate's rules stay in the kernel until `zonegate teardown`")
+    }
+
+    // MARK: - Start
+
+    /// Loads the policy, subscribes to Docker's events (before listing, so nothing is missed),
+    /// lists every container and network, and replaces the kernel's zonegate tables in one
+    /// transaction. Logs "ready" once the kernel matches.
+    private func start() async throws -> AsyncThrowingStream<DockerEvent, Error> {
+        let started = ContinuousClock.now
+        do {
+            policy = try environment.loadPolicy()
+        } catch let error as PolicyError {
+            throw StartupFailure(kind: .invalidPolicy, description: "policy rejected, nothing changed in the kernel:\n\(error)")
+        } catch {
+            throw StartupFailure(kind: .environment, description: "cannot read the policy: \(error)")
+        }
+        do {
+            if let change = try environment.prepareHost() { logger.notice("\(change)") }
+        } catch {
+            throw StartupFailure(kind: .environment, description: "cannot prepare the host: \(error)")
+        }
+        let events: AsyncThrowingStream<DockerEvent, Error>
+        do {
+            events = try await environment.engine.events()
+            try await listEverything()
+        } catch {
+            throw StartupFailure(kind: .environment, description: "cannot read Docker: \(error)")
+        }
+        do {
+            try enforce(reasons: ["start: taking over zonegate's tables"], takeOver: true)
+        } catch {
+            throw StartupFailure(kind: .environment, description: "cannot program nftables: \(error); run as root or with CAP_NET_ADMIN")
+        }
+        ready = true
+        logger.info("ready", metadata: [
+            "policy": "\(policy!.digest)", "containers": "\(classified.count)",
+            "duration_ms": "\(milliseconds(ContinuousClock.now - started))",
+        ])
+        return events
+    }
+
+    // MARK: - Producers
+
+    /// Follows Docker's event stream; when it breaks, reconnects with backoff and asks for a full
+    /// resync, since events may have been missed meanwhile.
+    private func watchEvents(first: AsyncThrowingStream<DockerEvent, Error>) async {
+        var stream: AsyncThrowingStream<DockerEvent, Error>? = first
+        var backoff = timing.initialBackoff
+        while !Task.isCancelled {
+            do {
+                if stream == nil {
+                    stream = try await environment.engine.events()
+                    logger.notice("Docker event stream reconnected; resynchronising")
+                    requestResync(reason: "event stream reconnected")
+                    backoff = timing.initialBackoff
+                }
+                for try await event in stream! { mailbox.post(event) }
+                if Task.isCancelled { return }
+                logger.warning("Docker event stream ended; reconnecting")
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("Docker event stream broke; reconnecting", metadata: [
+                    "error": "\(error)", "retry_in_ms": "\(milliseconds(backoff))",
+                ])
+            }
+            stream = nil
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, timing.maximumBackoff)
+        }
+    }
+
+    private nonisolated func tick(every interval: Duration, _ action: @Sendable () -> Void) async {
+        while (try? await Task.sleep(for: interval)) != nil { action() }
+    }
+
+    private func watchPolicyDirectory() async {
+        var seen = environment.policyFingerprint()
+        while (try? await Task.sleep(for: timing.policyPollInterval)) != nil {
+            let now = environment.policyFingerprint()
+            if now != seen {
+                seen = now
+                requestReload(reason: "policy directory changed")
+            }
+        }
+    }
+
+    // MARK: - The loop
+
+    private func reconcileLoop() async throws {
+        while let work = await mailbox.take() {
+            await perform(work)
+        }
+    }
+
+    private func perform(_ work: Mailbox.Work) async {
+        let policyChanged = !work.reloadReasons.isEmpty && reloadPolicy(because: work.reloadReasons)
+        let dockerChanged = !work.containers.isEmpty || work.networks || work.resync
+        guard policyChanged || dockerChanged else { return }
+        await refreshAndEnforce(work, reasons: (policyChanged ? work.reloadReasons : []) + work.reasons)
+    }
+
+    /// Reads the policy again; true when it is new and valid. An invalid one is logged with every
+    /// problem's file:line:column and the last good policy stays enforced.
+    private func reloadPolicy(because reasons: [String]) -> Bool {
+        let loaded: Policy
+        do {
+            loaded = try environment.loadPolicy()
+        } catch let error as PolicyError {
+            for diagnostic in error.diagnostics {
+                logger.error("\(diagnostic)", metadata: ["location": "\(diagnostic.location)"])
+            }
+            logger.error("policy rejected; still enforcing the last good policy", metadata: [
+                "errors": "\(error.diagnostics.count)", "policy": "\(policy?.digest ?? "none")",
+                "action": "fix the files named above; zonegate reloads when they change",
+            ])
+            return false
+        } catch {
+            logger.error("cannot read the policy; still enforcing the last good policy", metadata: ["error": "\(error)"])
+            return false
+        }
+        guard loaded.digest != policy?.digest else { return false }
+        logger.notice("policy loaded", metadata: [
+            "policy": "\(loaded.digest)", "previous": "\(policy?.digest ?? "none")", "reason": "\(reasons.joined(separator: "; "))",
+            "zones": "\(loaded.zones.count)", "rules": "\(loaded.rules.count)",
+        ])
+        policy = loaded
+        return true
+    }
+
+    private func refreshAndEnforce(_ work: Mailbox.Work, reasons: [String]) async {
+        do {
+            if work.resync {
+                try await listEverything()
+            } else {
+                if work.networks { networks = try await environment.engine.networks() }
+                for id in work.containers.sorted() {
+                    let inspected = try await environment.engine.inspectContainer(id: id)
+                    if let inspected, inspected.running { containers[id] = inspected } else { containers[id] = nil }
+                    bridgePortCache[id] = nil
+                }
+            }
+        } catch {
+            logger.error("cannot read Docker; enforcement stays as it was, retrying", metadata: [
+                "error": "\(error)", "retry_in_ms": "\(milliseconds(timing.maximumBackoff))",
+            ])
+            retryLater(work)
+            return
+        }
+        do {
+            try enforce(reasons: reasons, takeOver: work.resync)
+        } catch {
+            logger.error("the kernel refused the change; the previous rules stay in force, retrying", metadata: [
+                "error": "\(error)", "retry_in_ms": "\(milliseconds(timing.maximumBackoff))",
+            ])
+            retryLater(work)
+        }
+    }
+
+    private func retryLater(_ work: Mailbox.Work) {
+        let delay = timing.maximumBackoff
+        Task { [mailbox] in
+            try? await Task.sleep(for: delay)
+            mailbox.post { $0.resync = true; $0.reasons.append("retry after an error") }
+        }
+    }
+
+    private func listEverything() async throws {
+        let engine = environment.engine
+        async let listedNetworks = engine.networks()
+        let running = try await engine.runningContainers()
+        networks = try await listedNetworks
+        containers = Dictionary(running.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        bridgePortCache = [:]
+    }
+
+    /// Compiles the policy for the containers as they are now and brings the kernel in line.
+    /// `takeOver` compares with the kernel itself rather than with what was last written: what
+    /// differs there was changed behind zonegate's back and is repaired (and logged as drift).
+    private func enforce(reasons: [String], takeOver: Bool) throws {
+        guard let policy else { return }
+        let started = ContinuousClock.now
+        let inventory = DockerInventory.build(containers: Array(containers.values), networks: networks,
+                                              managedNetworks: policy.defaults.networks, bridgePort: cachedBridgePorts())
+        let evaluator = PolicyEvaluator(policy: policy, inventory: inventory)
+        if takeOver { environment.enforcer.resync() }
+        let report = try environment.enforcer.enforce(evaluator)
+        logClassification(evaluator)
+        guard !report.transaction.isEmpty else { return }
+        var metadata: Logger.Metadata = [
+            "reason": "\(reasons.joined(separator: "; "))", "change": "\(summary(of: report.transaction))",
+            "duration_ms": "\(milliseconds(ContinuousClock.now - started))", "policy": "\(policy.digest)",
+        ]
+        if !report.endedConnections.isEmpty { metadata["ended_connections"] = "\(report.endedConnections.count)" }
+        if takeOver && ready && reasons.allSatisfy({ $0 == "periodic resync" }) {
+            metadata["operations_nft"] = "\(report.transaction.description)"
+            logger.warning("drift repaired: zonegate's tables differed from the policy and containers", metadata: metadata)
+        } else {
+            logger.info("applied", metadata: metadata)
+        }
+    }
+
+    /// The bridge-port resolver for one build, answering from the cache where it can.
+    private func cachedBridgePorts() -> BridgePortResolver {
+        var resolver: BridgePortResolver?
+        return { [self] container, endpoint, bridge in
+            if let port = bridgePortCache[container.id]?[endpoint.networkID] { return port }
+            if resolver == nil { resolver = environment.bridgePorts() }
+            let port = try resolver!(container, endpoint, bridge)
+            bridgePortCache[container.id, default: [:]][endpoint.networkID] = port
+            return port
+        }
+    }
+
+    /// Logs each container classified, reclassified or gone, and each attachment zonegate cannot
+    /// enforce on (once).
+    private func logClassification(_ evaluator: PolicyEvaluator) {
+        var now: [String: ClassifiedContainer] = [:]
+        for (index, container) in evaluator.inventory.containers.enumerated() {
+            now[container.id ?? container.name] = ClassifiedContainer(
+                name: container.name, zones: evaluator.zoneNames(ofContainer: index), addresses: container.addresses)
+        }
+        for (id, entry) in now.sorted(by: { $0.value.name < $1.value.name }) where classified[id] != entry {
+            logger.info(classified[id] == nil ? "container classified" : "container reclassified", metadata: [
+                "container": "\(entry.name)", "id": "\(id.prefix(12))",
+                "zones": .array(entry.zones.map { .string($0) }),
+                "addresses": .array(entry.addresses.map { .string($0.description) }),
+            ])
+        }
+        for (id, entry) in classified where now[id] == nil {
+            logger.info("container gone", metadata: ["container": "\(entry.name)", "id": "\(id.prefix(12))"])
+        }
+        classified = now
+        let unenforced = Set(evaluator.inventory.unenforced)
+        for attachment in unenforced.subtracting(reportedUnenforced).sorted(by: { $0.description < $1.description }) {
+            logger.warning("container not enforced", metadata: [
+                "container": "\(attachment.container)", "network": "\(attachment.network)", "reason": "\(attachment.reason)",
+            ])
+        }
+        reportedUnenforced = unenforced
+    }
+}
+
+/// `+3 -1 elements, 2 rules, 1 chain`: what a transaction changes, for the log.
+func summary(of transaction: Transaction) -> String {
+    var added = 0, removed = 0, rules = 0, chains = 0, sets = 0, tables = 0
+    for operation in transaction.operations {
+        switch operation {
+        case .addElements(_, _, let elements): added += elements.count
+        case .deleteElements(_, _, let elements): removed += elements.count
+        case .addRule: rules += 1
+        case .addChain, .flushChain, .deleteChain: chains += 1
+        case .addSet, .deleteSet: sets += 1
+        case .addTable, .deleteTable: tables += 1
+        }
+    }
+    var parts = ["+\(added) -\(removed) elements"]
+    for (count, noun) in [(rules, "rule"), (chains, "chain"), (sets, "set"), (tables, "table")] where count > 0 {
+        parts.append("\(count) \(noun)\(count == 1 ? "" : "s")")
+    }
+    return parts.joined(separator: ", ")
+}
+
+func milliseconds(_ duration: Duration) -> String {
+    let (seconds, attoseconds) = duration.components
+    return String(format: "%.2f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
+}
