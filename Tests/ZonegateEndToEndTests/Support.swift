@@ -65,17 +65,17 @@ final class EndToEndHost: @unchecked Sendable {
     func writePolicy(_ text: String) throws {
         let temporary = policies + "/.policy.yaml.tmp"
         try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-        try FileManager.default.moveItem(atPath: temporary, toPath: policies + "/policy.yaml", replacing: true)
+        guard rename(temporary, policies + "/policy.yaml") == 0 else { throw EndToEndError("rename into \(policies): errno \(errno)") }
     }
 
     /// Starts a container in `zone` ("" for unzoned) exposing the zone's ports, with a probe
     /// server on each of them.
     @discardableResult
-    func add(_ name: String, zone: String, network: String = userNetwork, publish: [(host: UInt16, container: UInt16)] = [],
-             command: [String]? = nil) throws -> PrivateContainer {
+    func add(_ name: String, zone: String, network: String = userNetwork, ip: String? = nil,
+             publish: [(host: UInt16, container: UInt16)] = [], command: [String]? = nil) throws -> PrivateContainer {
         let ports = zonePorts[zone] ?? []
         let container = try docker.run(
-            name, network: network, labels: zone.isEmpty ? ["role": "misc"] : ["zonegate.zone": zone],
+            name, network: network, ip: ip, labels: zone.isEmpty ? ["role": "misc"] : ["zonegate.zone": zone],
             expose: ports.map { "\($0)/tcp" }, publish: publish, command: command)
         containers[name] = container
         for port in ports {

@@ -106,13 +106,15 @@ public final class PrivateDocker: @unchecked Sendable {
 
     /// `docker run -d` of a container that sleeps (probe servers run in its namespace), with
     /// its labels, exposed ports (`8080/tcp`) and published ports (host port: container port),
-    /// on `network`; `command` replaces the sleep. Returns it with its namespace attached.
+    /// on `network` (at `ip` if given); `command` replaces the sleep. Returns it with its
+    /// namespace attached.
     @discardableResult
     public func run(
-        _ name: String, network: String = defaultNetwork, labels: [String: String] = [:],
+        _ name: String, network: String = defaultNetwork, ip: String? = nil, labels: [String: String] = [:],
         expose: [String] = [], publish: [(host: UInt16, container: UInt16)] = [], command: [String]? = nil
     ) throws -> PrivateContainer {
         var arguments = ["run", "-d", "--name", name, "--hostname", name, "--network", network]
+        if let ip { arguments += ["--ip", ip] }
         for (key, value) in labels.sorted(by: { $0.key < $1.key }) { arguments += ["--label", "\(key)=\(value)"] }
         for port in expose { arguments += ["--expose", port] }
         for port in publish { arguments += ["-p", "\(port.host):\(port.container)"] }
@@ -244,7 +246,7 @@ public final class PrivateDocker: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/tmp", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: busybox, toPath: root + "/bin/busybox")
-        for applet in ["sh", "nc", "sleep", "cat", "echo", "seq", "hostname", "ip", "true"] {
+        for applet in ["sh", "nc", "sleep", "cat", "echo", "seq", "hostname", "timeout", "grep", "true"] {
             try FileManager.default.createSymbolicLink(atPath: root + "/bin/" + applet, withDestinationPath: "busybox")
         }
         try NetnsCommand.check(["tar", "-C", root, "-cf", directory + "/image.tar", "."])

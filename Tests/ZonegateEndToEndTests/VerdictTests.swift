@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import ZonegateTesting
+
+/// The engine's verdicts hold for real connections under `zonegate run`: between containers on
+/// a user-defined network (IPv4 and IPv6) and on the default bridge, from the host, from an
+/// outside namespace to published ports, and from a container to another's published port
+/// through the host, with Docker's userland proxy on and off.
+@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+struct VerdictTests {
+    /// One probe: where it runs, where it goes, and which matrix row must decide it.
+    struct Case: CustomStringConvertible {
+        let label: String
+        let site: any ProbeSite
+        let target: ProbeTarget
+        let from: String
+        let to: String
+        var description: String { "\(label) -> \(target) (judged as \(from) -> \(to) \(target.port)/tcp)" }
+    }
+
+    @Test(arguments: [false, true])
+    func realConnectionsFollowTheMatrix(userlandProxy: Bool) throws {
+        let host = try EndToEndHost(userlandProxy: userlandProxy)
+        defer { host.close() }
+        let bridge = PrivateDocker.defaultNetwork
+        let layout: [(name: String, zone: String, network: String, publish: [(host: UInt16, container: UInt16)])] = [
+            ("web-1", "web", userNetwork, []),
+            ("api-1", "api", userNetwork, [(18080, 8080)]),
+            ("db-1", "db", userNetwork, [(15432, 5432)]),
+            ("misc-1", "", userNetwork, []),
+            ("web-2", "web", bridge, [(18000, 80)]),
+            ("api-2", "api", bridge, []),
+        ]
+        for entry in layout {
+            try host.add(entry.name, zone: entry.zone, network: entry.network, publish: entry.publish)
+        }
+        let outside = try host.docker.addOutsideWorld()
+        let published: [(port: UInt16, container: String, containerPort: UInt16)] = [(18080, "api-1", 8080), (15432, "db-1", 5432), (18000, "web-2", 80)]
+        let gateways = [userNetwork: "172.30.0.1", bridge: "172.17.0.1"]
+
+        var cases: [Case] = []
+        for source in layout {
+            let site = host.containers[source.name]!
+            // Direct: every other container on a network they share, at each of its addresses there.
+            for target in layout where target.name != source.name && target.network == source.network {
+                for address in host.containers[target.name]!.addresses[target.network] ?? [] {
+                    for port in zonePorts[target.zone] ?? [] {
+                        cases.append(Case(label: source.name, site: site, target: ProbeTarget(address, port), from: source.name, to: target.name))
+                    }
+                }
+            }
+            // Through the host: its own gateway address and each published port.
+            for port in published where port.container != source.name {
+                cases.append(Case(label: source.name, site: site, target: ProbeTarget(gateways[source.network]!, port.port),
+                                  from: source.name, to: port.container))
+            }
+        }
+        for target in layout {
+            for address in host.containers[target.name]!.addresses[target.network] ?? [] {
+                for port in zonePorts[target.zone] ?? [] {
+                    cases.append(Case(label: "host", site: NetnsLocation.privateHost, target: ProbeTarget(address, port), from: "host", to: target.name))
+                }
+            }
+        }
+        for port in published {
+            cases.append(Case(label: "outside", site: outside, target: ProbeTarget(outside.hostIPv4, port.port), from: "world", to: port.container))
+        }
+
+        // What Docker itself lets through before zonegate runs: the paths a verdict can open.
+        let before = try probe(cases)
+        let open = Set(cases.indices.filter { before[$0] })
+        #expect(open.count > cases.count / 2, "Docker connected only \(open.count) of \(cases.count) probes without zonegate")
+
+        try host.startZonegate()
+        let flows = try host.matrix(inventory: host.inventory())
+        let verdicts = Dictionary(flows.map { ("\($0.from)|\($0.to)|\($0.port)", $0) }, uniquingKeysWith: { a, _ in a })
+        let after = try probe(cases)
+        var allowed = 0, denied = 0
+        for index in open {
+            let item = cases[index]
+            guard let flow = verdicts["\(item.from)|\(item.to)|\(item.target.port)"] else {
+                Issue.record("the matrix has no row for \(item)")
+                continue
+            }
+            if flow.passes { allowed += 1 } else { denied += 1 }
+            #expect(after[index] == flow.passes, "\(item): matrix says \(flow.verdict), the connection \(after[index] ? "went through" : "did not")")
+        }
+        for index in cases.indices where !open.contains(index) {
+            #expect(!after[index], "\(cases[index]) was closed without zonegate and opened with it")
+        }
+        // Both kinds occur, so neither a blanket drop nor a blanket accept passes.
+        #expect(allowed >= 5 && denied >= 10, "allowed \(allowed), denied \(denied)")
+    }
+
+    /// Runs every case once, the sources in parallel; answers in case order.
+    private func probe(_ cases: [Case]) throws -> [Bool] {
+        let groups = Dictionary(grouping: cases.indices, by: { cases[$0].label })
+        let labels = groups.keys.sorted()
+        let answers = try BatchProbe.tcp(labels.map { label in
+            (site: cases[groups[label]![0]].site, targets: groups[label]!.map { cases[$0].target })
+        })
+        var result = Array(repeating: false, count: cases.count)
+        for (label, answer) in zip(labels, answers) {
+            for index in groups[label]! { result[index] = answer[cases[index].target] ?? false }
+        }
+        return result
+    }
+}
