@@ -229,7 +229,9 @@ struct PacketHeaders: Hashable {
     var transport: LoggedFlow.Transport
     var sourcePort: UInt16 = 0
     var destinationPort: UInt16 = 0
+}
 
+extension PacketHeaders {
     /// nil when the IP header is cut short or the version is neither 4 nor 6. Ports stay 0 when
     /// the protocol has none, the packet is a non-first fragment, or it ends before them.
     init?(_ packet: [UInt8]) {
