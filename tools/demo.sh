@@ -54,7 +54,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
-echo "== a private dockerd (in its own network and mount namespaces)"
+echo "== a private dockerd (in its own network, mount and PID namespaces)"
 # A fresh sysfs shows this network namespace in /sys/class/net (cgroups bound back in place);
 # an empty /run keeps containerd's and Docker's runtime files apart from any other engine's.
 mkdir -p "$WORK/cgroup" "$WORK/cli" "$WORK/image/bin" "$WORK/policies"
