@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+import ZonegateDocker
+import ZonegateEngine
+import ZonegateTesting
+
+/// The client, the inventory builder and the veth resolver against a real dockerd. Runs only with
+/// ZONEGATE_E2E_TESTS=1 and ZONEGATE_DOCKER_HOST naming the socket of a dockerd the test may
+/// create containers in (a private one: see the e2e fixture `PrivateDocker`), from inside that
+/// dockerd's network and mount namespaces (the resolver reads their /sys/class/net). It creates
+/// one network and one container, and removes them.
+@Suite(.serialized, .enabled(if: LiveDocker.reasonToSkip == nil, Comment(rawValue: LiveDocker.reasonToSkip ?? "")))
+struct LiveDockerTests {
+    @Test func listInspectEventsAndVeth() async throws {
+        let host = LiveDocker.host!
+        let suffix = String(UInt32.random(in: 0..<UInt32.max), radix: 16)
+        let network = "zgdt-net-\(suffix)"
+        let name = "zgdt-c-\(suffix)"
+        try LiveDocker.ensureImage()
+        try await DockerAPIClient.withClient(host: host) { client in
+            let version = try await client.version()
+            #expect(version.apiVersion >= DockerAPIClient.minimumAPIVersion)
+
+            let events = try await client.events()
+            let collected = Task { () throws -> [DockerEvent] in
+                var seen: [DockerEvent] = []
+                for try await event in events {
+                    seen.append(event)
+                    if event.type == "container" && event.action == "start" && event.attributes["name"] == name { break }
+                }
+                return seen
+            }
+            defer {
+                collected.cancel()
+                _ = try? LiveDocker.docker(["rm", "-f", name])
+                _ = try? LiveDocker.docker(["network", "rm", network])
+            }
+            try LiveDocker.docker(["network", "create", "--ipv6", "--subnet", "172.29.7.0/24", "--subnet", "fd00:29:7::/64", network])
+            let id = try LiveDocker.docker(["run", "-d", "--name", name, "--network", network, "--label", "zonegate.zone=web",
+                                            "--expose", "8080", "-p", "127.0.0.1::80", LiveDocker.image, "sleep", "120"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+
+            // The subscription made before the container existed sees its whole start.
+            let seen = try await LiveDocker.value(of: collected, within: .seconds(15))
+            let mine = seen.filter { $0.containerID == id }.map { "\($0.type) \($0.action)" }
+            #expect(mine == ["container create", "network connect", "container start"])
+
+            let containers = try await client.runningContainers()
+            let container = try #require(containers.first { $0.id == id })
+            #expect(container.name == name && container.labels["zonegate.zone"] == "web" && container.pid > 0)
+            #expect(container.exposedPorts.map(\.description) == ["80/tcp", "8080/tcp"])
+            #expect(container.publishedPorts.map { "\($0.hostAddress) \($0.containerPort)" } == ["127.0.0.1 80/tcp"])
+            let endpoint = try #require(container.endpoints.first)
+            #expect(endpoint.networkName == network && endpoint.ipv4?.description == "172.29.7.2" && endpoint.ipv6?.description == "fd00:29:7::2")
+            #expect(try await client.inspectContainer(id: id) == container)
+            #expect(try await client.inspectContainer(id: "zgdt-no-such-container") == nil)
+
+            let networks = try await client.networks()
+            let dockerNetwork = try #require(networks.first { $0.name == network })
+            let bridge = try #require(dockerNetwork.bridgeDevice)
+
+            let port = try VethResolver().bridgePort(of: container, on: endpoint, bridge: bridge)
+            let link = try NetnsCommand.check(["ip", "-o", "link", "show", "dev", port])
+            #expect(link.contains("master \(bridge)"), "\(link)")
+
+            let inventory = DockerInventory.build(containers: containers, networks: networks, managedNetworks: [network],
+                                                  bridgePort: VethResolver().resolver())
+            #expect(inventory.containers.map(\.name) == [name])
+            #expect(inventory.containers.first?.attachments == [BridgeAttachment(bridge: bridge, port: port, addresses: [endpoint.ipv4!, endpoint.ipv6!])])
+            #expect(inventory.bridges == [bridge])
+            #expect(throws: Never.self) { try inventory.validate() }
+        }
+    }
+
+    @Test func cancellingTheConsumerEndsTheStream() async throws {
+        try await DockerAPIClient.withClient(host: LiveDocker.host!) { client in
+            let events = try await client.events()
+            let consumer = Task { () throws -> Int in
+                var count = 0
+                for try await _ in events { count += 1 }
+                return count
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            consumer.cancel()
+            // Ends promptly (no event needed), without an error.
+            let count = try await LiveDocker.value(of: consumer, within: .seconds(5))
+            #expect(count >= 0)
+        }
+    }
+}
+
+enum LiveDocker {
+    static let variable = "ZONEGATE_DOCKER_HOST"
+    static let image = "zgdt-busybox:1"
+
+    /// `unix://PATH` (a bare path is taken as one).
+    static var host: String? {
+        guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else { return nil }
+        return value.hasPrefix("/") ? "unix://" + value : value
+    }
+
+    static var reasonToSkip: String? {
+        guard ProcessInfo.processInfo.environment["ZONEGATE_E2E_TESTS"] == "1" else {
+            return "real-dockerd tests skipped: set ZONEGATE_E2E_TESTS=1 and \(variable)=unix:///path/to/private/docker.sock"
+        }
+        guard let host, let path = try? DockerAPIClient.socketPath(of: host), FileManager.default.fileExists(atPath: path) else {
+            return "real-dockerd tests skipped: \(variable) names no existing unix socket"
+        }
+        return nil
+    }
+
+    @discardableResult
+    static func docker(_ arguments: [String], input: String? = nil) throws -> String {
+        try NetnsCommand.check(["docker", "-H", host!] + arguments, timeout: .seconds(60), input: input)
+    }
+
+    /// Imports busybox-static as the image unless it is there: no registry is reachable.
+    static func ensureImage() throws {
+        if (try? docker(["image", "inspect", image])) != nil { return }
+        let script = """
+            set -e; d=$(mktemp -d); trap 'rm -rf "$d"' EXIT; mkdir -p "$d/bin"; cp /bin/busybox "$d/bin/"
+            for a in sh sleep cat ip nc; do ln -s busybox "$d/bin/$a"; done
+            tar -C "$d" -c . | docker -H "$1" import - "$2" >/dev/null
+            """
+        try NetnsCommand.check(["sh", "-c", script, "sh", host!, image], timeout: .seconds(60))
+    }
+
+    struct TimedOut: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The task's value, or a failure after `limit` (the task is cancelled then).
+    static func value<T: Sendable>(of task: Task<T, Error>, within limit: Duration) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() } }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw TimedOut(description: "no result within \(limit)")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+}
