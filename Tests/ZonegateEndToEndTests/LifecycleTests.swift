@@ -47,7 +47,7 @@ struct LifecycleTests {
         let old = try host.add("web-old", zone: "web", ip: address)
         try host.startZonegate()
         #expect(try eventually { try reaches(old, api, 8080) })
-        try host.removeContainer("web-old")
+        try host.stopContainer("web-old")
         // The same address, now in zone api: web's rule to api must not follow it, api's to db must.
         let new = try host.add("api-new", zone: "api", ip: address)
         #expect(new.ipv4(on: userNetwork) == address)
@@ -91,6 +91,31 @@ struct LifecycleTests {
         #expect(try eventually(attempts: 50) { try reaches(late, api, 8080) }, "\(daemon.tail())")
         #expect(try !reaches(late, db, 5432))
         #expect(try reaches(web, api, 8080))
+    }
+
+    @Test func eventStreamCutThenResyncMissesNothing() throws {
+        let host = try EndToEndHost()
+        defer { host.close() }
+        let (api, db) = try apiAndDatabase(host)
+        let gone = try host.add("web-gone", zone: "web")
+        // zonegate talks to Docker through a relay the test can cut while dockerd runs on.
+        let relay = try DockerSocketRelay(for: host.docker)
+        defer { relay.cut() }
+        let daemon = try host.startZonegate(dockerHost: relay.host)
+        #expect(try eventually { try reaches(gone, api, 8080) })
+        relay.cut()
+        // While zonegate hears nothing, one container goes and another comes: unclassified, it
+        // stays closed.
+        try host.removeContainer("web-gone")
+        let late = try host.add("web-late", zone: "web")
+        #expect(try !reaches(late, api, 8080), "an unclassified container got through")
+        try relay.open()
+        #expect(try eventually(attempts: 75) { try reaches(late, api, 8080) }, "not classified after the stream came back:\n\(daemon.tail())")
+        #expect(try !reaches(late, db, 5432))
+        #expect(try eventually {
+            try !NetnsCommand.check(["nft", "list", "table", "inet", "zonegate"]).contains("web-gone")
+        }, "the container removed during the cut is still in zonegate's sets")
+        #expect(daemon.exitStatus == nil)
     }
 
     @Test func killedDaemonLeavesEnforcementInPlaceAndRestartTakesOver() throws {

@@ -97,11 +97,18 @@ final class EndToEndHost: @unchecked Sendable {
         try docker.removeContainer(name)
     }
 
-    /// `zonegate run` in the background; waits for "ready" (throws with its log if it does
-    /// not come within `timeout`).
+    /// Stops the container (it stays, stopped) and its probe servers.
+    func stopContainer(_ name: String) throws {
+        servers.removeValue(forKey: name)?.values.forEach { $0.stop() }
+        containers.removeValue(forKey: name)
+        try docker.stopContainer(name)
+    }
+
+    /// `zonegate run` in the background (against `dockerHost`, the engine's socket by default);
+    /// waits for "ready" (throws with its log if it does not come within `timeout`).
     @discardableResult
-    func startZonegate(timeout: Duration = .seconds(40)) throws -> ZonegateDaemonProcess {
-        let daemon = try ZonegateDaemonProcess(policies: policies, dockerHost: docker.host)
+    func startZonegate(dockerHost: String? = nil, timeout: Duration = .seconds(40)) throws -> ZonegateDaemonProcess {
+        let daemon = try ZonegateDaemonProcess(policies: policies, dockerHost: dockerHost ?? docker.host)
         self.daemon = daemon
         guard daemon.waitForMessage("ready", timeout: timeout) else {
             throw EndToEndError("zonegate run did not log ready within \(timeout) (exit status \(daemon.exitStatus.map(String.init) ?? "none, still running")):\n\(daemon.tail())")

@@ -8,14 +8,17 @@ import ZonegateTesting
 /// through the host, with Docker's userland proxy on and off.
 @Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
 struct VerdictTests {
-    /// One probe: where it runs, where it goes, and which matrix row must decide it.
+    /// One probe: where it runs, where it goes, and which matrix row must decide it (`port` is
+    /// the destination container's own port, behind a published one).
     struct Case: CustomStringConvertible {
         let label: String
         let site: any ProbeSite
         let target: ProbeTarget
         let from: String
         let to: String
-        var description: String { "\(label) -> \(target) (judged as \(from) -> \(to) \(target.port)/tcp)" }
+        var port: UInt16? = nil
+        var matrixPort: UInt16 { port ?? target.port }
+        var description: String { "\(label) -> \(target) (judged as \(from) -> \(to) \(matrixPort)/tcp)" }
     }
 
     @Test(arguments: [false, true])
@@ -52,7 +55,7 @@ struct VerdictTests {
             // Through the host: its own gateway address and each published port.
             for port in published where port.container != source.name {
                 cases.append(Case(label: source.name, site: site, target: ProbeTarget(gateways[source.network]!, port.port),
-                                  from: source.name, to: port.container))
+                                  from: source.name, to: port.container, port: port.containerPort))
             }
         }
         for target in layout {
@@ -63,7 +66,8 @@ struct VerdictTests {
             }
         }
         for port in published {
-            cases.append(Case(label: "outside", site: outside, target: ProbeTarget(outside.hostIPv4, port.port), from: "world", to: port.container))
+            cases.append(Case(label: "outside", site: outside, target: ProbeTarget(outside.hostIPv4, port.port), from: "world", to: port.container,
+                              port: port.containerPort))
         }
 
         // What Docker itself lets through before zonegate runs: the paths a verdict can open.
@@ -78,7 +82,7 @@ struct VerdictTests {
         var allowed = 0, denied = 0
         for index in open {
             let item = cases[index]
-            guard let flow = verdicts["\(item.from)|\(item.to)|\(item.target.port)"] else {
+            guard let flow = verdicts["\(item.from)|\(item.to)|\(item.matrixPort)"] else {
                 Issue.record("the matrix has no row for \(item)")
                 continue
             }

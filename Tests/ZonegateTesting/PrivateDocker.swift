@@ -151,6 +151,13 @@ public final class PrivateDocker: @unchecked Sendable {
         try docker(["rm", "-f", name])
     }
 
+    /// `docker kill`, after detaching the container's namespace: it stays, stopped, and its
+    /// addresses are free for others.
+    public func stopContainer(_ name: String) throws {
+        detach(name)
+        try docker(["kill", name])
+    }
+
     /// The lines of `docker logs` (stdout and stderr).
     public func logs(_ name: String) throws -> [String] {
         let result = try NetnsCommand.run([Self.cli, "--config", directory + "/cli", "-H", host, "logs", name], timeout: .seconds(10))
