@@ -9,13 +9,15 @@ public enum OutputFormat: String, CaseIterable, Sendable {
 
 /// Renders engine results in the formats of cli.md.
 public enum Render {
+    /// cli.md's `matrix --format json`. ICMP has no port: its rows carry `"port": null`.
     public static func matrixJSON(digest: String, flows: [MatrixFlow]) -> JSONValue {
         .object([
             ("policyDigest", .string(digest)),
             ("flows", .array(flows.map { flow in
                 .object([
                     ("from", .string(flow.from)), ("to", .string(flow.to)),
-                    ("port", .number(Int(flow.port.number))), ("proto", .string(flow.port.proto.rawValue)),
+                    ("port", flow.port.proto.hasPorts ? .number(Int(flow.port.number)) : .null),
+                    ("proto", .string(flow.port.proto.rawValue)),
                     ("verdict", .string(flow.verdict.rawValue)), ("rules", .strings(flow.rules)),
                 ])
             })),

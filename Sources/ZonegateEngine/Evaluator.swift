@@ -29,8 +29,12 @@ public struct Restriction: Hashable, Sendable {
 /// The verdict of one flow and what decided it.
 public struct Decision: Hashable, Sendable {
     public var verdict: VerdictKind
-    /// Rules whose `from`, `to` and `ports` cover the flow (empty when denied, or allowed by open sides).
+    /// The rules that allow the flow, as cli.md's matrix names them: those whose `from`, `to` and
+    /// `ports` cover it, but none when it is denied or when no side is restricted (then the open
+    /// sides allow it, whatever rule also matches).
     public var rules: [String]
+    /// Every rule whose `from`, `to` and `ports` cover the flow, needed or not (for explain).
+    public var matchingRules: [String]
     /// Why the destination's ingress is restricted; nil when it is not a managed container.
     public var ingressRestrictions: [Restriction]?
     /// Why the source's egress is restricted; nil when it is not a managed container.
@@ -165,18 +169,20 @@ public struct PolicyEvaluator: Sendable {
         let ingress = destination.identity.map { ingressRestrictions(of: identities[$0]) }
         let egress = source.identity.map { egressRestrictions(of: identities[$0]) }
         if sameContainer || (ingress == nil && egress == nil) {
-            return Decision(verdict: .allow, rules: [], ingressRestrictions: ingress, egressRestrictions: egress, untouched: true)
+            return Decision(verdict: .allow, rules: [], matchingRules: [], ingressRestrictions: ingress, egressRestrictions: egress,
+                            untouched: true)
         }
-        let rules = ruleSetIndices(from: source, to: destination).map { policy.rules[$0] }
+        let matching = ruleSetIndices(from: source, to: destination).map { policy.rules[$0] }
             .filter { rule in rule.portRanges.contains { $0.contains(port) } }.map(\.name)
         let restrictions = (ingress ?? []) + (egress ?? [])
         let verdict: VerdictKind
-        if !rules.isEmpty || restrictions.isEmpty {
+        if !matching.isEmpty || restrictions.isEmpty {
             verdict = .allow
         } else {
             verdict = restrictions.allSatisfy { $0.mode == .audit } ? .audit : .deny
         }
-        return Decision(verdict: verdict, rules: rules, ingressRestrictions: ingress, egressRestrictions: egress, untouched: false)
+        return Decision(verdict: verdict, rules: restrictions.isEmpty ? [] : matching, matchingRules: matching,
+                        ingressRestrictions: ingress, egressRestrictions: egress, untouched: false)
     }
 
     private func ingressRestrictions(of identity: Identity) -> [Restriction] {

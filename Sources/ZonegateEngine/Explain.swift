@@ -23,12 +23,12 @@ extension PolicyEvaluator {
         reasons.append(describeSide("ingress", of: destination, decision.ingressRestrictions))
         reasons.append(describeSide("egress", of: source, decision.egressRestrictions))
         let flowText = "\(name(of: source)) -> \(name(of: destination)) on \(port)"
-        if decision.rules.isEmpty {
+        if decision.matchingRules.isEmpty {
             reasons.append("no rule allows \(flowText)")
         }
-        for ruleName in decision.rules {
+        for ruleName in decision.matchingRules {
             guard let rule = policy.rules.first(where: { $0.name == ruleName }) else { continue }
-            var text = "rule \(rule.name) allows \(flowText)"
+            var text = "rule \(rule.name) \(decision.rules.isEmpty ? "also covers" : "allows") \(flowText)"
             if let location = rule.location { text += " (\(location))" }
             let notes = [rule.annotations.owner.map { "owner: \($0)" }, rule.annotations.ticket.map { "ticket: \($0)" },
                          rule.annotations.description].compactMap { $0 }
@@ -37,7 +37,7 @@ extension PolicyEvaluator {
         }
         switch decision.verdict {
         case .allow where decision.rules.isEmpty:
-            reasons.append("allowed: no side of the flow is restricted")
+            reasons.append("allowed: no side of the flow is restricted, so it needs no rule")
         case .allow:
             reasons.append("allowed by rule")
         case .deny:

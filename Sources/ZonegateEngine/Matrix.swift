@@ -40,7 +40,7 @@ public struct ReachabilityMatrix: Sendable {
             let sourceClass = PeerClass(source, evaluator)
             for (index, destination) in containers.enumerated() where source != .container(index) {
                 let destinationClass = PeerClass(.container(index), evaluator)
-                for port in destination.ports {
+                for port in Self.distinct(destination.ports) {
                     let key = VerdictKey(source: sourceClass, destination: destinationClass, port: port)
                     let decision = cache[key] ?? evaluator.decide(from: sourceClass, to: destinationClass, port: port)
                     cache[key] = decision
@@ -61,7 +61,7 @@ public struct ReachabilityMatrix: Sendable {
         for index in containers.indices {
             let identity = evaluator.identityOfContainer[index]
             sourceCounts[PeerClass(.container(identity: identity)), default: 0] += 1
-            destinationGroups[DestinationGroup(identity: identity, ports: containers[index].ports), default: 0] += 1
+            destinationGroups[DestinationGroup(identity: identity, ports: Self.distinct(containers[index].ports)), default: 0] += 1
         }
         var summary = MatrixSummary(containers: containers.count, identities: evaluator.identities.count,
                                     flows: 0, allowed: 0, denied: 0, audited: 0)
@@ -82,6 +82,12 @@ public struct ReachabilityMatrix: Sendable {
             }
         }
         return summary
+    }
+
+    /// A container's ports, each once (an inventory may list a port both exposed and published).
+    private static func distinct(_ ports: [ServicePort]) -> [ServicePort] {
+        var seen: Set<ServicePort> = []
+        return ports.filter { seen.insert($0).inserted }
     }
 
     private struct VerdictKey: Hashable {

@@ -28,9 +28,12 @@ public struct AssertionProver: Sendable {
         var result = AssertionResult(assertion: assertion, holds: true, responsibleRules: [], responsibleZones: [], failures: [])
         for from in assertion.from {
             for to in assertion.to {
+                let source = Party(from, policy), destination = Party(to, policy)
+                // A party no container or address can be in has no flows: the assertion holds for it.
+                if source.isEmpty || destination.isEmpty { continue }
                 switch assertion.kind {
-                case .deny: proveDeny(from: Party(from, policy), to: Party(to, policy), assertion.portRanges, into: &result)
-                case .allow: proveAllow(from: Party(from, policy), to: Party(to, policy), assertion.portRanges, into: &result)
+                case .deny: proveDeny(from: source, to: destination, assertion.portRanges, into: &result)
+                case .allow: proveAllow(from: source, to: destination, assertion.portRanges, into: &result)
                 }
             }
         }
@@ -56,21 +59,29 @@ public struct AssertionProver: Sendable {
         // Without a rule the flow still passes when neither side is restricted by an enforcing zone.
         guard let sourceOpen = source.canBeOpen(.egress, policy, enforcedOnly: true),
               let destinationOpen = destination.canBeOpen(.ingress, policy, enforcedOnly: true) else { return }
-        let zones = sourceOpen + destinationOpen
-        result.responsibleZones += zones
-        result.failures.append("\(flow) needs no rule: \(zones.isEmpty ? "neither side is restricted" : zones.joined(separator: "; "))")
+        let open = sourceOpen + destinationOpen
+        result.responsibleZones += open.map(\.zone)
+        result.failures.append("\(flow) needs no rule: \(open.isEmpty ? "neither side is restricted" : open.map(\.text).joined(separator: "; "))")
     }
 
     // MARK: - allow: every member of `from` reaches every member of `to` on those ports
 
     private func proveAllow(from source: Party, to destination: Party, _ ports: [PortRange], into result: inout AssertionResult) {
         let flow = "\(source) -> \(destination)"
-        if source.isSurelyOpen(.egress, policy) && destination.isSurelyOpen(.ingress, policy) { return }
-        let covering = policy.rules.filter { rule in
-            rule.from.contains { source.isSurelyIn($0, policy) }.or(source.isSurelyInAny(rule.from, policy))
-                && rule.to.contains { destination.isSurelyIn($0, policy) }.or(destination.isSurelyInAny(rule.to, policy))
+        // Kind by kind (a CIDR holds containers and outside addresses; `any` also the host), so
+        // that each kind needs only the rules that apply to it.
+        var uncovered = PortSet([])
+        for sender in source.members {
+            for receiver in destination.members {
+                if !sender.isContainers && !receiver.isContainers { continue }  // never touched: it passes
+                if sender.isSurelyOpen(.egress, policy) && receiver.isSurelyOpen(.ingress, policy) { continue }
+                let covering = policy.rules.filter { rule in
+                    rule.from.contains { sender.isSurelyIn($0, policy) }.or(sender.isSurelyInAny(rule.from, policy))
+                        && rule.to.contains { receiver.isSurelyIn($0, policy) }.or(receiver.isSurelyInAny(rule.to, policy))
+                }
+                uncovered = PortSet(uncovered.ranges + PortSet(ports).subtracting(PortSet(covering.flatMap(\.portRanges))).ranges)
+            }
         }
-        let uncovered = PortSet(ports).subtracting(PortSet(covering.flatMap(\.portRanges)))
         guard !uncovered.isEmpty else { return }
         let restricted = [source.restrictedSide(.egress, policy), destination.restrictedSide(.ingress, policy)].compactMap { $0 }
         result.responsibleZones += restricted.map(\.zone)
@@ -98,6 +109,8 @@ private enum Party: CustomStringConvertible {
     /// Outside addresses (within the block when set).
     case outside(block: CIDRBlock?)
     case host
+    /// A CIDR endpoint: the containers with an address in it, and the outside addresses in it.
+    case cidr(CIDRBlock)
     /// `any`: containers, outside addresses and the host.
     case everything
 
@@ -107,7 +120,7 @@ private enum Party: CustomStringConvertible {
         case .world: self = .outside(block: nil)
         case .host: self = .host
         case .any: self = .everything
-        case .cidr(let block): self = .containers(zone: nil, selectors: [], block: block)  // and outside, see `members`
+        case .cidr(let block): self = .cidr(block)
         }
     }
 
@@ -116,18 +129,31 @@ private enum Party: CustomStringConvertible {
         case .containers(let zone, _, let block): return zone ?? block.map(\.description) ?? "containers"
         case .outside(let block): return block.map(\.description) ?? "world"
         case .host: return "host"
+        case .cidr(let block): return block.description
         case .everything: return "any"
         }
     }
 
-    /// The concrete kinds this party may stand for: a CIDR holds containers and outside addresses.
-    private var members: [Party] {
+    /// The concrete kinds this party stands for (containers, outside addresses, the host), each
+    /// its own only member. None for a zone no labels can match, or a block its exceptions empty:
+    /// such a party is no one.
+    var members: [Party] {
         switch self {
         case .everything: return [.containers(zone: nil, selectors: [], block: nil), .outside(block: nil), .host]
-        case .containers(nil, _, let block?): return [self, .outside(block: block)]
+        case .cidr(let block):
+            return AddressRanges(block).isEmpty ? [] : [.containers(zone: nil, selectors: [], block: block), .outside(block: block)]
+        case .containers(_, let selectors, _) where !LabelSatisfiability.satisfiable(matching: selectors, notMatching: []):
+            return []
         default: return [self]
         }
     }
+
+    var isContainers: Bool {
+        if case .containers = self { return true }
+        return false
+    }
+
+    var isEmpty: Bool { members.isEmpty }
 
     /// Whether some peer of this party can match a rule endpoint.
     func canMeet(_ endpoint: Endpoint, _ policy: Policy) -> Bool {
@@ -136,8 +162,11 @@ private enum Party: CustomStringConvertible {
             case (_, .any): return true
             case (.containers(_, let selectors, _), .zone(let name)):
                 return LabelSatisfiability.satisfiable(matching: selectors + [policy.zone(named: name)!.selector], notMatching: [])
-            case (.containers(_, _, let block), .cidr(let other)), (.outside(let block), .cidr(let other)):
-                return block.map { other.overlaps($0.cidr) } ?? true
+            case (.containers, .cidr(let other)):
+                // A container may be on several networks: one of its addresses can be in any block.
+                return !AddressRanges(other).isEmpty
+            case (.outside(let block), .cidr(let other)):
+                return block.map { AddressRanges($0).intersects(AddressRanges(other)) } ?? !AddressRanges(other).isEmpty
             case (.outside, .world), (.host, .host): return true
             default: return false
             }
@@ -152,7 +181,7 @@ private enum Party: CustomStringConvertible {
             case (.containers(_, let selectors, _), .zone(let name)):
                 return !LabelSatisfiability.satisfiable(matching: selectors, notMatching: [policy.zone(named: name)!.selector])
             case (.containers(_, _, let block?), .cidr(let other)), (.outside(let block?), .cidr(let other)):
-                return other.cidr.contains(block.cidr) && !other.except.contains { $0.overlaps(block.cidr) }
+                return AddressRanges(block).isInside(AddressRanges(other))
             case (.outside, .world), (.host, .host): return true
             default: return false
             }
@@ -172,8 +201,9 @@ private enum Party: CustomStringConvertible {
     }
 
     /// nil when every container of the party is restricted on that side by an enforcing zone (or
-    /// by any zone, when `enforcedOnly` is false); otherwise why one can be open (empty: unmanaged).
-    func canBeOpen(_ side: Side, _ policy: Policy, enforcedOnly: Bool) -> [String]? {
+    /// by any zone, when `enforcedOnly` is false); otherwise the zone (or `unzoned`) that lets one
+    /// be open and why (empty: the party holds peers zonegate does not manage).
+    func canBeOpen(_ side: Side, _ policy: Policy, enforcedOnly: Bool) -> [(zone: String, text: String)]? {
         for member in members {
             guard case .containers(let zone, let selectors, _) = member else { return [] }
             let restricting = policy.zones.filter {
@@ -185,13 +215,13 @@ private enum Party: CustomStringConvertible {
             if let open = candidates.first(where: {
                 LabelSatisfiability.satisfiable(matching: selectors + [$0.selector], notMatching: restricting.map(\.selector))
             }) {
-                return [open.access(side) == .restricted ? "\(open.name) is in audit mode, so its \(side) is not enforced"
-                                                         : "\(open.name) has open \(side)"]
+                return [(open.name, open.access(side) == .restricted ? "\(open.name) is in audit mode, so its \(side) is not enforced"
+                                                                      : "\(open.name) has open \(side)")]
             }
             let unzonedRestricted = side == .ingress && policy.defaults.unzoned == .restricted
                 && !(enforcedOnly && policy.defaults.mode == .audit)
             if !unzonedRestricted, LabelSatisfiability.satisfiable(matching: selectors, notMatching: policy.zones.map(\.selector)) {
-                return ["unzoned containers have open \(side)"]
+                return [("unzoned", "unzoned containers have open \(side)")]
             }
         }
         return nil
@@ -210,13 +240,19 @@ private enum Party: CustomStringConvertible {
         }
     }
 
-    /// The zone that restricts this side for the party, for a failure message.
+    /// The zone (or `unzoned`, under `defaults.unzoned: restricted`) that can restrict this side
+    /// for the party, for a failure message.
     func restrictedSide(_ side: Side, _ policy: Policy) -> (zone: String, text: String)? {
-        guard case .containers(let zone?, let selectors, _) = self else { return nil }
-        if let restricting = policy.zones.first(where: {
-            $0.access(side) == .restricted && LabelSatisfiability.satisfiable(matching: selectors + [$0.selector], notMatching: [])
-        }) {
-            return (restricting.name, "\(zone) \(side) can be restricted by \(restricting.name)")
+        for case .containers(_, let selectors, _) in members {
+            if let restricting = policy.zones.first(where: {
+                $0.access(side) == .restricted && LabelSatisfiability.satisfiable(matching: selectors + [$0.selector], notMatching: [])
+            }) {
+                return (restricting.name, "\(self) \(side) can be restricted by \(restricting.name)")
+            }
+            if side == .ingress, policy.defaults.unzoned == .restricted,
+               LabelSatisfiability.satisfiable(matching: selectors, notMatching: policy.zones.map(\.selector)) {
+                return ("unzoned", "\(self) ingress can be restricted by defaults.unzoned")
+            }
         }
         return nil
     }

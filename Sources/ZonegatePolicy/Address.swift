@@ -99,9 +99,6 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         other.prefixLength >= prefixLength && contains(other.network)
     }
 
-    /// True when the two prefixes share an address (for prefixes: one contains the other).
-    public func overlaps(_ other: CIDR) -> Bool { contains(other) || other.contains(self) }
-
     public var description: String { "\(network)/\(prefixLength)" }
 
     private static func masked(_ address: IPAddress, _ length: Int) -> IPAddress {

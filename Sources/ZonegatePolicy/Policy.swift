@@ -62,11 +62,6 @@ public struct CIDRBlock: Hashable, Sendable, CustomStringConvertible {
         cidr.contains(address) && !except.contains { $0.contains(address) }
     }
 
-    /// Whether some address of `prefix` is in this block.
-    public func overlaps(_ prefix: CIDR) -> Bool {
-        cidr.overlaps(prefix) && !except.contains { $0.contains(prefix) } && !except.contains { $0.contains(cidr) }
-    }
-
     public var description: String {
         except.isEmpty ? cidr.description : "\(cidr) except \(except.map(\.description).joined(separator: ", "))"
     }

@@ -98,8 +98,9 @@ private struct PolicyReader {
 
     mutating func validateReferences() {
         let defined = Set(zones.map(\.name))
+        // Suggest only names that are zones: not the invalid ones already reported.
+        let known = defined.filter { isZoneName($0) && !Zone.reservedNames.contains($0) }.sorted().joined(separator: ", ")
         for reference in zoneReferences where !defined.contains(reference.name) {
-            let known = defined.sorted().joined(separator: ", ")
             error(reference.location, "'\(reference.name)' is not a defined zone; expected one of: \(known.isEmpty ? "(no zones defined)" : known), world, host, any, or {cidr: ...}")
         }
     }
