@@ -68,7 +68,9 @@ let package = Package(
                     exclude: ["wire.nft"]),
         .testTarget(name: "ZonegateDockerTests", dependencies: ["ZonegateDocker", "ZonegateTesting", "ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateDaemonTests", dependencies: ["ZonegateDaemon", "ZonegateDocker", "ZonegateTesting", "ZonegateEngine", "ZonegatePolicy",
-                                                               .product(name: "Logging", package: "swift-log")]),
+                                                               .product(name: "Logging", package: "swift-log"),
+                                                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                               .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")]),
         // Root only, a real dockerd in private namespaces: `make test` runs them with ZONEGATE_E2E_TESTS=1.
         .testTarget(name: "ZonegateEndToEndTests", dependencies: ["ZonegateTesting"]),
         // Root only, in a private network namespace: `make test` runs them under `unshare -n`.

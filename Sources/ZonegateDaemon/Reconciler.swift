@@ -73,6 +73,9 @@ public actor Reconciler: Service {
     private let mailbox = Mailbox()
 
     private var policy: Policy?
+    /// The policy directory's fingerprint taken just before the policy was last read: a change
+    /// made at any moment after that read is noticed.
+    private var policyFingerprint = ""
     private var containers: [String: DockerContainer] = [:]
     private var networks: [DockerNetwork] = []
     /// Resolved bridge ports by container id and network id: a veth lasts as long as the
@@ -130,6 +133,7 @@ public actor Reconciler: Service {
     /// transaction. Logs "ready" once the kernel matches.
     private func start() async throws -> AsyncThrowingStream<DockerEvent, Error> {
         let started = ContinuousClock.now
+        policyFingerprint = environment.policyFingerprint()
         do {
             policy = try environment.loadPolicy()
         } catch let error as PolicyError {
@@ -197,11 +201,10 @@ public actor Reconciler: Service {
     }
 
     private func watchPolicyDirectory() async {
-        var seen = environment.policyFingerprint()
         while (try? await Task.sleep(for: timing.policyPollInterval)) != nil {
             let now = environment.policyFingerprint()
-            if now != seen {
-                seen = now
+            if now != policyFingerprint {
+                policyFingerprint = now
                 requestReload(reason: "policy directory changed")
             }
         }
@@ -241,7 +244,10 @@ public actor Reconciler: Service {
             logger.error("cannot read the policy; still enforcing the last good policy", metadata: ["error": "\(error)"])
             return false
         }
-        guard loaded.digest != policy?.digest else { return false }
+        guard loaded.digest != policy?.digest else {
+            logger.info("policy unchanged", metadata: ["policy": "\(loaded.digest)", "reason": "\(reasons.joined(separator: "; "))"])
+            return false
+        }
         logger.notice("policy loaded", metadata: [
             "policy": "\(loaded.digest)", "previous": "\(policy?.digest ?? "none")", "reason": "\(reasons.joined(separator: "; "))",
             "zones": "\(loaded.zones.count)", "rules": "\(loaded.rules.count)",

@@ -1,0 +1,255 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import Synchronization
+import Testing
+import ZonegateDaemon
+import ZonegateDocker
+import ZonegateEngine
+import ZonegatePolicy
+import ZonegateRuleset
+import ZonegateTesting
+
+/// A value shared between a test and the closures it hands the reconciler.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
+}
+
+/// The reconciler against a fake Docker engine and a fake dataplane: what reaches the "kernel",
+/// in how many transactions, and what the log says.
+@Suite struct ReconcilerTests {
+    static let policyText = """
+        zones:
+          - name: web
+          - name: api
+        rules:
+          - {name: web-to-api, from: web, to: api, ports: [8080/tcp]}
+        """
+    static let bridge = DockerNetwork(id: "n1", name: "bridge", driver: "bridge", bridgeNameOption: "docker0")
+
+    static func container(_ name: String, zone: String?, host: UInt8) -> DockerContainer {
+        DockerContainer(id: "id-\(name)", name: name, labels: zone.map { ["zonegate.zone": $0] } ?? [:], running: true, pid: 100 + Int32(host),
+                        networkMode: "bridge",
+                        endpoints: [DockerEndpoint(networkID: "n1", networkName: "bridge", ipv4: IPAddress("172.17.0.\(host)"), ipv6: nil,
+                                                   macAddress: "02:42:ac:11:00:\(String(host, radix: 16))")])
+    }
+
+    /// One reconciler with its fakes, running in the background until `stop()`.
+    final class Harness: Sendable {
+        let engine: FakeDockerEngine
+        let dataplane: FakeDataplane
+        let policyText: Locked<String>
+        let lines = Locked<[String]>([])
+        let reconciler: Reconciler
+        private let task = Locked<Task<Void, Error>?>(nil)
+
+        init(containers: [DockerContainer], initial: Ruleset = Ruleset(), policy: String = ReconcilerTests.policyText,
+             resyncInterval: Duration = .seconds(3600)) {
+            engine = FakeDockerEngine(containers: containers, networks: [ReconcilerTests.bridge])
+            dataplane = FakeDataplane(initial)
+            policyText = Locked(policy)
+            let logger = Logger(label: "test") { [lines] _ in
+                var handler = LineLogHandler(format: .json) { line in lines.withLock { $0.append(line) } }
+                handler.logLevel = .debug
+                return handler
+            }
+            let environment = ReconcilerEnvironment(
+                engine: engine, enforcer: Enforcer(dataplane: dataplane, tracker: nil, hostAddresses: { [] }),
+                loadPolicy: { [policyText] in try PolicyParser.parse([PolicyFile(name: "p.yaml", text: policyText.withLock { $0 })]) },
+                policyFingerprint: { [policyText] in policyText.withLock { $0 } },
+                bridgePorts: { { container, _, _ in "veth" + container.name } })
+            reconciler = Reconciler(environment: environment,
+                                    timing: ReconcilerTiming(resyncInterval: resyncInterval, policyPollInterval: .milliseconds(20),
+                                                             initialBackoff: .milliseconds(10), maximumBackoff: .milliseconds(50)),
+                                    logger: logger)
+        }
+
+        func start() {
+            let reconciler = self.reconciler
+            task.withLock { $0 = Task { try await reconciler.run() } }
+        }
+
+        /// Cancels the run and returns how it ended.
+        func stop() async -> Result<Void, Error> {
+            guard let running = task.withLock({ $0 }) else { return .success(()) }
+            running.cancel()
+            return await running.result
+        }
+
+        /// The log entries so far, decoded.
+        var entries: [[String: Any]] {
+            lines.withLock { $0 }.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+
+        func messages(_ message: String) -> [[String: Any]] { entries.filter { $0["message"] as? String == message } }
+
+        /// What the dataplane should hold for these containers under this policy.
+        func expected(_ containers: [DockerContainer], policy: String = ReconcilerTests.policyText) throws -> Ruleset {
+            let inventory = DockerInventory.build(containers: containers, networks: [ReconcilerTests.bridge], managedNetworks: nil,
+                                                  bridgePort: { container, _, _ in "veth" + container.name })
+            return RulesetCompiler.ruleset(PolicyEvaluator(policy: try PolicyParser.parse([PolicyFile(name: "p.yaml", text: policy)]),
+                                                           inventory: inventory))
+        }
+    }
+
+    /// Polls `condition` for at most `timeout`.
+    static func eventually(_ timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
+
+    static func isElementsOnly(_ transaction: Transaction) -> Bool {
+        transaction.operations.allSatisfy {
+            switch $0 {
+            case .addElements, .deleteElements: return true
+            default: return false
+            }
+        }
+    }
+
+    @Test func startReplacesWhatTheKernelHeldInOneTransactionThenLogsReady() async throws {
+        let web = Self.container("web1", zone: "web", host: 2), api = Self.container("api1", zone: "api", host: 3)
+        // The kernel holds zonegate's tables from an earlier run, for containers long gone.
+        let stale = try Harness(containers: []).expected([Self.container("old", zone: "api", host: 9)])
+        let harness = Harness(containers: [web, api], initial: stale)
+        harness.start()
+        #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+        #expect(harness.dataplane.ruleset == (try harness.expected([web, api])))
+        #expect(harness.dataplane.transactions.count == 1)
+        let ready = harness.messages("ready").first
+        #expect(ready?["containers"] as? String == "2")
+        let classified = harness.messages("container classified").compactMap { $0["container"] as? String }
+        #expect(classified.sorted() == ["api1", "web1"])
+        _ = await harness.stop()
+    }
+
+    @Test func containerStartsAndStopsAreElementOnlyTransactions() async throws {
+        let web = Self.container("web1", zone: "web", host: 2), api = Self.container("api1", zone: "api", host: 3)
+        let harness = Harness(containers: [api])
+        harness.start()
+        #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+        #expect(await harness.engine.waitForStreams())
+        // web's identity is new: its chain is the one non-element change a start may bring.
+        harness.engine.start(web)
+        #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
+        let second = Self.container("web2", zone: "web", host: 4)
+        harness.engine.start(second)
+        #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, second, api])) })
+        #expect(Self.isElementsOnly(harness.dataplane.transactions.last!), "\(harness.dataplane.transactions.last!)")
+        let zones = harness.messages("container classified").first { $0["container"] as? String == "web2" }?["zones"] as? [String]
+        #expect(zones == ["web"])
+        harness.engine.stop(id: second.id)
+        #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
+        #expect(Self.isElementsOnly(harness.dataplane.transactions.last!))
+        #expect(harness.messages("container gone").contains { $0["container"] as? String == "web2" })
+        // docker exec and other noise change nothing and cost no inspect.
+        let inspects = harness.engine.calls.inspectContainer
+        harness.engine.emit(DockerEvent(type: "container", action: "exec_start: sh", actorID: web.id))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(harness.engine.calls.inspectContainer == inspects)
+        _ = await harness.stop()
+    }
+
+    @Test func aBrokenEventStreamReconnectsAndResynchronises() async throws {
+        let api = Self.container("api1", zone: "api", host: 3)
+        let harness = Harness(containers: [api])
+        harness.start()
+        #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+        #expect(await harness.engine.waitForStreams())
+        // While the stream is down, a container starts and its event is lost.
+        harness.engine.failEvents(with: DockerError(.streamEnded, "dockerd is restarting"))
+        harness.engine.breakStreams()
+        let web = Self.container("web1", zone: "web", host: 2)
+        harness.engine.upsert(web)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(harness.dataplane.ruleset == (try harness.expected([api])), "nothing changes while Docker cannot be read")
+        harness.engine.failEvents(with: nil)
+        #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
+        #expect(!harness.messages("Docker event stream reconnected; resynchronising").isEmpty)
+        #expect(harness.engine.calls.events >= 2)
+        _ = await harness.stop()
+    }
+
+    @Test func periodicResyncRepairsDriftAndLogsIt() async throws {
+        let api = Self.container("api1", zone: "api", host: 3)
+        let harness = Harness(containers: [api], resyncInterval: .milliseconds(100))
+        harness.start()
+        #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+        let desired = try harness.expected([api])
+        // Someone deletes zonegate's bridge table behind its back.
+        var tampering = Transaction(startingFrom: harness.dataplane.ruleset)
+        try tampering.add(.deleteTable(TableID(.bridge, "zonegate")))
+        try harness.dataplane.apply(tampering)
+        #expect(harness.dataplane.ruleset != desired)
+        #expect(await Self.eventually { harness.dataplane.ruleset == desired })
+        #expect(await Self.eventually { !harness.messages("drift repaired: zonegate's tables differed from the policy and containers").isEmpty })
+        _ = await harness.stop()
+    }
+
+    @Test func anInvalidPolicyIsLoggedWithItsPositionAndTheLastGoodOneStays() async throws {
+        let web = Self.container("web1", zone: "web", host: 2), api = Self.container("api1", zone: "api", host: 3)
+        let harness = Harness(containers: [web, api])
+        harness.start()
+        #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+        let good = harness.dataplane.ruleset
+        harness.policyText.withLock { $0 = Self.policyText + "\nbogus: 1\n" }
+        #expect(await Self.eventually { !harness.messages("policy rejected; still enforcing the last good policy").isEmpty }, "\(harness.lines.withLock { $0 })")
+        #expect(harness.entries.contains { ($0["location"] as? String)?.hasPrefix("p.yaml:") == true })
+        #expect(harness.dataplane.ruleset == good)
+        // A stricter valid policy replaces it: web -> api is no longer allowed.
+        let stricter = Self.policyText.replacingOccurrences(of: "ports: [8080/tcp]", with: "ports: [9090/tcp]")
+        harness.policyText.withLock { $0 = stricter }
+        #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api], policy: stricter)) })
+        #expect(!harness.messages("policy loaded").isEmpty)
+        _ = await harness.stop()
+    }
+
+    @Test func aRefusedTransactionLeavesTheRulesAndIsRetried() async throws {
+        let api = Self.container("api1", zone: "api", host: 3)
+        let harness = Harness(containers: [api])
+        harness.start()
+        #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+        #expect(await harness.engine.waitForStreams())
+        let before = harness.dataplane.ruleset
+        harness.dataplane.refuseNextApply()
+        let web = Self.container("web1", zone: "web", host: 2)
+        harness.engine.start(web)
+        #expect(await Self.eventually { !harness.messages("the kernel refused the change; the previous rules stay in force, retrying").isEmpty })
+        #expect(harness.dataplane.ruleset == before, "the refused change left the rules as they were")
+        #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
+        _ = await harness.stop()
+    }
+
+    @Test(arguments: [(true, StartupFailure.Kind.invalidPolicy), (false, StartupFailure.Kind.environment)])
+    func startupFailuresSayWhichAndChangeNothing(invalidPolicy: Bool, kind: StartupFailure.Kind) async throws {
+        let harness = Harness(containers: [], policy: invalidPolicy ? "zones: [{name: Web}]" : Self.policyText)
+        if !invalidPolicy { harness.engine.failLists(with: DockerError(.unreachable, "no such file")) }
+        let outcome = await Task { try await harness.reconciler.run() }.result
+        guard case .failure(let error as StartupFailure) = outcome else {
+            Issue.record("expected a startup failure, got \(outcome)")
+            return
+        }
+        #expect(error.kind == kind)
+        #expect(harness.dataplane.transactions.isEmpty)
+    }
+
+    @Test func gracefulShutdownEndsTheRunAndLeavesTheRules() async throws {
+        let api = Self.container("api1", zone: "api", host: 3)
+        let harness = Harness(containers: [api])
+        try await testGracefulShutdown { trigger in
+            let run = Task { try await harness.reconciler.run() }
+            #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+            trigger.triggerGracefulShutdown()
+            try await run.value
+        }
+        #expect(harness.dataplane.ruleset == (try harness.expected([api])))
+        #expect(!harness.messages("stopped; zonegate's rules stay in the kernel until `zonegate teardown`").isEmpty)
+    }
+}
