@@ -19,7 +19,7 @@ struct LifecycleTests {
         let host = try EndToEndHost()
         defer { host.close() }
         let (api, db) = try apiAndDatabase(host)
-        try host.startZonegate()
+        let daemon = try host.startZonegate()
         // From its first instant, the new web container tries db (denied) and api (allowed) in
         // parallel every 0.3 s; its log says which exchanges completed.
         let script = """
@@ -37,6 +37,11 @@ struct LifecycleTests {
         #expect(log.contains { $0.hasPrefix("GOT-API") }, "the allowed flow never got through while classified: \(log)")
         #expect(try eventually { try reaches(web, api, 8080) })
         #expect(try !reaches(web, db, 5432))
+        // The log names the container and its zones.
+        #expect(daemon.waitFor(timeout: .seconds(1)) { entry in
+            (entry["message"] as? String)?.contains("classified") == true
+                && String(describing: entry).contains("web-new") && String(describing: entry).contains("web")
+        }, "no log entry classifying web-new:\n\(daemon.tail())")
     }
 
     @Test func reusedAddressDoesNotInheritTheOldZones() throws {

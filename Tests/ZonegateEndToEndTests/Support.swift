@@ -126,6 +126,13 @@ final class EndToEndHost: @unchecked Sendable {
         return outcome.stdout
     }
 
+    /// `zonegate matrix --docker-host --format json`: the live host, no inventory file.
+    func liveMatrix() throws -> [MatrixFlow] {
+        let outcome = try ZonegateBinary.run(["matrix", "--policies", policies, "--docker-host", docker.host, "--format", "json"])
+        guard outcome.status == 0 else { throw EndToEndError("zonegate matrix (live) exited \(outcome.status): \(outcome.stderr)") }
+        return try Self.decodeMatrix(outcome.stdout)
+    }
+
     /// `zonegate matrix --inventory FILE --format json` over what `inventory` printed.
     func matrix(inventory: String) throws -> [MatrixFlow] {
         let file = docker.directory + "/inventory.json"

@@ -76,7 +76,10 @@ struct VerdictTests {
         #expect(open.count > cases.count / 2, "Docker connected only \(open.count) of \(cases.count) probes without zonegate")
 
         try host.startZonegate()
-        let flows = try host.matrix(inventory: host.inventory())
+        let inventory = try host.inventory()
+        try checkInventory(inventory, of: host)
+        let flows = try host.matrix(inventory: inventory)
+        #expect(Set(try host.liveMatrix()) == Set(flows), "the live matrix differs from the one over `zonegate inventory`")
         let verdicts = Dictionary(flows.map { ("\($0.from)|\($0.to)|\($0.port)", $0) }, uniquingKeysWith: { a, _ in a })
         let after = try probe(cases)
         var allowed = 0, denied = 0
@@ -94,6 +97,25 @@ struct VerdictTests {
         }
         // Both kinds occur, so neither a blanket drop nor a blanket accept passes.
         #expect(allowed >= 5 && denied >= 10, "allowed \(allowed), denied \(denied)")
+    }
+
+    /// The inventory of cli.md: every container with its id, labels, addresses on every network
+    /// and its exposed ports.
+    private func checkInventory(_ text: String, of host: EndToEndHost) throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let listed = try #require(object["containers"] as? [[String: Any]], "no containers in \(text.prefix(300))")
+        let byName = Dictionary(listed.compactMap { entry in (entry["name"] as? String).map { ($0, entry) } }, uniquingKeysWith: { a, _ in a })
+        for (name, container) in host.containers {
+            guard let entry = byName[name] else {
+                Issue.record("zonegate inventory misses \(name)")
+                continue
+            }
+            #expect((entry["id"] as? String).map { container.id.hasPrefix($0) || $0.hasPrefix(container.id) } == true, "\(name): id \(entry["id"] ?? "none")")
+            let addresses = Set((entry["addresses"] as? [String]) ?? [])
+            #expect(addresses == Set(container.addresses.values.joined()), "\(name): addresses \(addresses), Docker says \(container.addresses)")
+            let zone = (entry["labels"] as? [String: String])?["zonegate.zone"] ?? ""
+            #expect(Set((entry["ports"] as? [String]) ?? []) == Set((zonePorts[zone] ?? []).map { "\($0)/tcp" }), "\(name): ports \(entry["ports"] ?? "none")")
+        }
     }
 
     /// Runs every case once, the sources in parallel; answers in case order.
