@@ -231,13 +231,14 @@ public final class DockerAPIClient: DockerEngine {
         let reason: String
         if let io = error as? IOError {
             reason = Self.explain(errno: io.errnoCode)
-        } else if let client = error as? HTTPClientError, client == .cancelled, Task.isCancelled {
-            return CancellationError()
+        } else if let client = error as? HTTPClientError {
+            if client == .cancelled && Task.isCancelled { return CancellationError() }
+            reason = Self.explain(client)
         } else {
             reason = "\(error)"
         }
         if streaming {
-            return DockerError(.streamEnded, "the event stream from Docker at \(host) broke: \(reason)")
+            return DockerError(.streamEnded, "the event stream from Docker at \(host) broke (did dockerd stop?): \(reason)")
         }
         return DockerError(.unreachable, "cannot reach Docker at \(host): \(reason)")
     }
@@ -248,6 +249,15 @@ public final class DockerAPIClient: DockerEngine {
         case ENOENT, ECONNREFUSED: return "\(text) (is dockerd running?)"
         case EACCES, EPERM: return "\(text) (zonegate needs root, or membership of the socket's group)"
         default: return text
+        }
+    }
+
+    private static func explain(_ error: HTTPClientError) -> String {
+        switch error {
+        case .remoteConnectionClosed: "dockerd closed the connection"
+        case .connectTimeout: "no connection within 5 seconds"
+        case .deadlineExceeded: "no answer within \(requestTimeout.nanoseconds / 1_000_000_000) seconds"
+        default: "\(error)"
         }
     }
 
