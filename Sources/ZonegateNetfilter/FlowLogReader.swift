@@ -9,8 +9,8 @@ import ZonegateRuleset
 /// (policy.md step 7) and delivers each as a `LoggedFlow` on `records`.
 ///
 /// The reader owns its own `NETLINK_NETFILTER` socket, bound to the group in `init` (which throws
-/// when it cannot bind, e.g. another process reads the group: one reader per group per network
-/// namespace). A dedicated thread receives with a `poll` timeout of `pollInterval`, so that
+/// when it cannot bind, e.g. EPERM when another socket reads the group: one reader per group per
+/// network namespace). A dedicated thread receives with a `poll` timeout of `pollInterval`, so that
 /// `stop()` (or the consumer ending its iteration, or cancelling its task) ends it within that
 /// time; the socket closes with it, which releases the group. Keep the reader alive while
 /// reading: dropping it stops it.
@@ -99,8 +99,9 @@ public final class FlowLogReader: Sendable {
                     continue
                 }
                 if message.ackError != 0 {
-                    // EBUSY: another socket (a second zonegate, ulogd) already reads the group.
-                    throw .systemCall("nfnetlink_log bind of NFLOG group \(group)", errno: -message.ackError)
+                    // The kernel answers EPERM both without CAP_NET_ADMIN and when another socket holds the group.
+                    let hint = -message.ackError == EPERM ? " (another reader, such as a second zonegate or ulogd, holds it, or CAP_NET_ADMIN is missing)" : ""
+                    throw .systemCall("nfnetlink_log bind of NFLOG group \(group)\(hint)", errno: -message.ackError)
                 }
                 return early
             }
@@ -123,7 +124,7 @@ private final class Pump: @unchecked Sendable {
     private var socket: NetlinkSocket?
     private let continuation: AsyncThrowingStream<FlowLogRecord, any Error>.Continuation
     private let stopFlag: StopFlag
-    private var nextSequence: UInt32?
+    private var gaps = SequenceGaps()
     private var lost = 0
 
     init(socket: NetlinkSocket, continuation: AsyncThrowingStream<FlowLogRecord, any Error>.Continuation, stopFlag: StopFlag) {
@@ -157,14 +158,21 @@ private final class Pump: @unchecked Sendable {
     private func deliver(_ messages: [NetlinkMessage]) throws(NetfilterError) {
         for message in messages {
             guard let packet = try NFLogPacket(message) else { continue }
-            if let sequence = packet.sequence {
-                if let expected = nextSequence, sequence != expected { lost += Int(sequence &- expected) }
-                nextSequence = sequence &+ 1
+            if let sequence = packet.sequence { lost += gaps.missed(before: sequence) }
+            if lost > 0 {
+                let count = lost
+                lost = 0
+                send(.lost(count))
             }
-            if lost > 0, case .enqueued = continuation.yield(.lost(lost)) { lost = 0 }
-            guard let flow = packet.flow(interfaceName: Self.interfaceName) else { continue }
-            if case .dropped = continuation.yield(.flow(flow)) { lost += 1 }
+            if let flow = packet.flow(interfaceName: Self.interfaceName) { send(.flow(flow)) }
         }
+    }
+
+    /// Yields a record; when the consumer is `pendingRecords` behind, the stream makes room by
+    /// dropping its oldest record, which is then counted as lost.
+    private func send(_ record: FlowLogRecord) {
+        guard case .dropped(let oldest) = continuation.yield(record) else { return }
+        if case .lost(let count) = oldest { lost += count } else { lost += 1 }
     }
 
     /// The interface's name in this namespace; nil once it is gone.
@@ -172,6 +180,18 @@ private final class Pump: @unchecked Sendable {
         var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         guard (try? cCall("if_indextoname", { if_indextoname(index, &name) })) != nil else { return nil }
         return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Counts the messages missing from NFLOG's per-group sequence (0, 1, 2, … wrapping at 2^32):
+/// those the kernel logged but dropped on the way (ENOBUFS).
+struct SequenceGaps {
+    private var next: UInt32?
+
+    /// How many were missed between the previous message and this one.
+    mutating func missed(before sequence: UInt32) -> Int {
+        defer { next = sequence &+ 1 }
+        return next.map { Int(sequence &- $0) } ?? 0
     }
 }
 

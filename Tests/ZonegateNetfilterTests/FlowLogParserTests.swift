@@ -131,6 +131,15 @@ struct FlowLogParserTests {
         #expect(try NFLogPacket(done) == nil)
     }
 
+    @Test func gapsInTheSequenceAreLostMessages() {
+        var gaps = SequenceGaps()
+        #expect([0, 1, 2, 6, 7].map { gaps.missed(before: $0) } == [0, 0, 0, 3, 0])
+        var wrapping = SequenceGaps()
+        #expect([UInt32.max - 1, UInt32.max, 0, 2].map { wrapping.missed(before: $0) } == [0, 0, 0, 1])
+        var joining = SequenceGaps()
+        #expect(joining.missed(before: 500) == 0, "what came before the reader bound is not its loss")
+    }
+
     @Test func logPrefixesNameTheChains() {
         #expect(LoggedFlow.Kind(logPrefix: "zonegate deny ") == .deny)
         #expect(LoggedFlow.Kind(logPrefix: "zonegate audit\0") == .audit)
