@@ -79,7 +79,8 @@ private struct PolicyReader {
             self.error(SourceLocation(file: file, line: 1, column: 1), "cannot read YAML: \(error)")
             return
         }
-        guard let root else { return }  // an empty file is an empty policy
+        // An empty file, or one empty document (`---` alone), is an empty policy.
+        guard let root, !isNull(root) else { return }
         guard let fields = fields(of: root, in: "a policy file", allowed: Self.topLevelKeys) else { return }
         if let version = fields["version"] {
             if version.value.scalar?.string != "1" {
@@ -170,9 +171,8 @@ private struct PolicyReader {
         let from = required(fields, "from", in: node, what: "a rule").flatMap { readEndpoints($0) }
         let to = required(fields, "to", in: node, what: "a rule").flatMap { readEndpoints($0) }
         let ports = fields["ports"].map { readPorts($0.value) }
-        let annotations = RuleAnnotations(owner: fields["owner"].map { text($0.value) },
-                                          ticket: fields["ticket"].map { text($0.value) },
-                                          description: fields["description"].map { text($0.value) })
+        let annotations = RuleAnnotations(owner: freeText(fields["owner"]), ticket: freeText(fields["ticket"]),
+                                          description: freeText(fields["description"]))
         if let from, let to, ports != .some(nil) {
             rules.append(Rule(name: name, from: from, to: to, ports: ports ?? nil, annotations: annotations, location: location(node)))
         }
@@ -359,6 +359,13 @@ private struct PolicyReader {
             }
         }
         return ranges.count == items.count ? ranges : nil
+    }
+
+    /// `owner`, `ticket`, `description`: free text, so a scalar (a list or mapping is a mistake).
+    private mutating func freeText(_ field: (key: Node, value: Node)?) -> String? {
+        guard let field else { return nil }
+        if field.value.scalar == nil { error(field.value, "\(text(field.key)) must be free text, not \(describe(field.value))") }
+        return text(field.value)
     }
 
     private mutating func readName(_ node: Node, kind: String) -> String {

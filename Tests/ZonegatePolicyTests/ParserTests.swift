@@ -89,6 +89,9 @@ final class ParserTests: XCTestCase {
     func testEmptyPolicyIsValid() throws {
         XCTAssertEqual(try parse([]).zones, [])
         XCTAssertEqual(try parse([("empty.yaml", ""), ("comments.yaml", "# nothing yet\n")]).rules, [])
+        for text in ["---\n", "--- # a stub\n", "~\n", "---\n...\n"] {
+            XCTAssertEqual(try parse([("stub.yaml", text)]).zones, [], "one empty document: \(text.debugDescription)")
+        }
     }
 
     func testEmptySelectorSelectsEveryContainer() throws {
