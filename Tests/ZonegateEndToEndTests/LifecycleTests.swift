@@ -183,6 +183,24 @@ struct LifecycleTests {
         #expect(try reaches(host.containers["api-1"]!, db, 5432))
     }
 
+    @Test func deletedTableIsRepairedByTheResync() throws {
+        let host = try EndToEndHost()
+        defer { host.close() }
+        let (api, db) = try apiAndDatabase(host)
+        let web = try host.add("web-1", zone: "web")
+        let daemon = try host.startZonegate()
+        #expect(try eventually { try reaches(web, api, 8080) })
+        let mark = daemon.mark
+        // Someone removes zonegate's table; the resync (every 2 s here) puts it back and says so.
+        try NetnsCommand.check(["nft", "delete", "table", "inet", "zonegate"])
+        #expect(try eventually(attempts: 40) { try !reaches(web, db, 5432) }, "drift not repaired:\n\(daemon.tail())")
+        #expect(try reaches(web, api, 8080))
+        #expect(eventually { (try? NetnsCommand.check(["nft", "list", "table", "inet", "zonegate"])) != nil })
+        #expect(daemon.waitFor(after: mark, timeout: .seconds(1)) { entry in
+            (entry["level"] as? String) == "warning" && (entry["message"] as? String)?.contains("drift") == true
+        }, "the repair was not logged as a warning about drift:\n\(daemon.tail())")
+    }
+
     @Test func stopLeavesRulesAndTeardownRemovesOnlyZonegatesTables() throws {
         let host = try EndToEndHost()
         defer { host.close() }

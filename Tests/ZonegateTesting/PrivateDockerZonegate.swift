@@ -30,7 +30,7 @@ public final class ZonegateDaemonProcess: @unchecked Sendable {
     private let collector: PipeCollector
 
     /// `zonegate run --policies DIR --docker-host HOST --resync-interval RESYNC --log-format json`.
-    public init(policies: String, dockerHost: String, resyncInterval: String = "2s", extraArguments: [String] = []) throws {
+    public init(policies: String, dockerHost: String, resyncInterval: String = "2s") throws {
         let output = try ChildProcess.pipe()
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer {
@@ -38,7 +38,7 @@ public final class ZonegateDaemonProcess: @unchecked Sendable {
             close(output.write)
         }
         let argv = ["/usr/bin/setpriv", "--pdeathsig", "KILL", ZonegateBinary.path, "run", "--policies", policies,
-                    "--docker-host", dockerHost, "--resync-interval", resyncInterval, "--log-format", "json"] + extraArguments
+                    "--docker-host", dockerHost, "--resync-interval", resyncInterval, "--log-format", "json"]
         do {
             child = try ProcessLifetimeThread.shared.spawn(argv, stdin: null, stdout: null, stderr: output.write)
         } catch {
@@ -53,11 +53,6 @@ public final class ZonegateDaemonProcess: @unchecked Sendable {
     /// Every stderr line so far.
     public var lines: [String] {
         collector.text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
-    }
-
-    /// The lines that are JSON objects, decoded.
-    public var entries: [[String: Any]] {
-        lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
     /// The number of lines so far: a mark for `waitFor(... after:)`.
