@@ -8,7 +8,7 @@ import ZonegateRuleset
 /// which side was restricted with no rule allowing the flow.
 ///
 /// ```
-/// warning flow denied from=web-1 from_zones=web to=pay-1 to_zones=payments proto=tcp port=8443
+/// flow denied from=web-1 from_zones=web to=pay-1 to_zones=payments proto=tcp port=8443
 ///   reason="ingress of pay-1 is restricted by zone payments and no rule allows web-1 -> pay-1 on 8443/tcp" …
 /// ```
 public enum DeniedFlowEvent {
