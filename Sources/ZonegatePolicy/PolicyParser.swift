@@ -370,7 +370,10 @@ private struct PolicyReader {
 
     private mutating func readName(_ node: Node, kind: String) -> String {
         let name = text(node)
-        let printable = name.unicodeScalars.allSatisfy { $0.properties.generalCategory != .control && !$0.properties.isWhitespace }
+        // Printable: no control, format (zero-width), unassigned or private-use characters, no space of any kind.
+        let unprintable: Set<Unicode.GeneralCategory> = [.control, .format, .unassigned, .privateUse, .surrogate,
+                                                         .spaceSeparator, .lineSeparator, .paragraphSeparator]
+        let printable = name.unicodeScalars.allSatisfy { !unprintable.contains($0.properties.generalCategory) && !$0.properties.isWhitespace }
         if name.isEmpty || name.count > 128 || !printable || node.scalar == nil {
             error(node, "\(kind) name '\(name)' must be 1 to 128 printable characters without spaces")
         }

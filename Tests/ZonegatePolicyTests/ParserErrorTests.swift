@@ -84,6 +84,10 @@ final class ParserErrorTests: XCTestCase {
              expected: [("a.yaml", 2, 5, "a zone needs a name")]),
         Case(name: "rule name with a space", files: [("a.yaml", "rules:\n  - {name: my rule, from: any, to: any}\n")],
              expected: [("a.yaml", 2, 12, "rule name 'my rule' must be 1 to 128 printable characters without spaces")]),
+        Case(name: "unprintable rule and assertion names",
+             files: [("a.yaml", "rules:\n  - {name: \"zero\\u200Bwidth\", from: any, to: any}\n  - {name: \"nb\\u00A0sp\", from: any, to: any}\n"
+                      + "assertions:\n  - {name: \"tab\\there\", deny: {from: any, to: any}}\n")],
+             expected: [("a.yaml", 2, 12, "rule name"), ("a.yaml", 3, 12, "rule name"), ("a.yaml", 5, 12, "assertion name")]),
         Case(name: "rule name too long", files: [("a.yaml", "rules:\n  - {name: \(String(repeating: "r", count: 129)), from: any, to: any}\n")],
              expected: [("a.yaml", 2, 12, "rule name")]),
         Case(name: "bad access value", files: [("a.yaml", "zones:\n  - {name: web, ingress: closed}\n")],

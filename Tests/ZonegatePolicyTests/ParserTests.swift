@@ -79,6 +79,12 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(Set(policy.rules[0].portRanges), Set(PortProtocol.allCases.map(PortRange.all)))
     }
 
+    func testNamesMayUseAnyPrintableCharacters() throws {
+        let names = ["règle-1", "PCI/DSS:1.2.3", "a#b", String(repeating: "r", count: 128), "ticket→CHG-42"]
+        let yaml = "rules:\n" + names.map { "  - {name: \"\($0)\", from: any, to: any}\n" }.joined()
+        XCTAssertEqual(try parse([("a.yaml", yaml)]).rules.map(\.name), names)
+    }
+
     func testFilesMergeInFileNameOrderAndMayReferToLaterFiles() throws {
         let policy = try parse([("b.yaml", "zones: [{name: second}]\n"),
                                 ("a.yaml", "zones: [{name: first}]\nrules: [{from: first, to: second}]\n")])
