@@ -134,6 +134,9 @@ try wiki-1 api-1 8080 deny              # corp is in audit mode, but api's own i
 echo "== zonegate matrix for the live host"
 "$ZONEGATE" matrix --policies "$WORK/policies" --docker-host "unix://$SOCK" --format table
 
+echo "== why web-1 cannot reach payments-1 (zonegate explain)"
+"$ZONEGATE" explain --policies "$WORK/policies" --docker-host "unix://$SOCK" --from web-1 --to payments-1 --port 8443/tcp --format table
+
 if [ "$failures" -ne 0 ]; then
     echo "== $failures observed verdict(s) differ from the policy"
     exit 1
