@@ -28,7 +28,9 @@ struct VerdictTests {
         let bridge = PrivateDocker.defaultNetwork
         let layout: [(name: String, zone: String, network: String, publish: [(host: UInt16, container: UInt16)])] = [
             ("web-1", "web", userNetwork, []),
-            ("api-1", "api", userNetwork, [(18080, 8080)]),
+            // 9100 is open to the host only: through the userland proxy a container must not
+            // borrow the host's rule.
+            ("api-1", "api", userNetwork, [(18080, 8080), (19100, 9100)]),
             ("db-1", "db", userNetwork, [(15432, 5432)]),
             ("misc-1", "", userNetwork, []),
             ("web-2", "web", bridge, [(18000, 80)]),
@@ -38,7 +40,9 @@ struct VerdictTests {
             try host.add(entry.name, zone: entry.zone, network: entry.network, publish: entry.publish)
         }
         let outside = try host.docker.addOutsideWorld()
-        let published: [(port: UInt16, container: String, containerPort: UInt16)] = [(18080, "api-1", 8080), (15432, "db-1", 5432), (18000, "web-2", 80)]
+        let published: [(port: UInt16, container: String, containerPort: UInt16)] = [
+            (18080, "api-1", 8080), (19100, "api-1", 9100), (15432, "db-1", 5432), (18000, "web-2", 80),
+        ]
         let gateways = [userNetwork: "172.30.0.1", bridge: "172.17.0.1"]
 
         var cases: [Case] = []
