@@ -32,13 +32,23 @@ extension Zonegate {
             LoggingSystem.bootstrap { _ in LineLogHandler(format: format) }
             let logger = Logger(label: "zonegate")
             let client = try docker.client(for: "run")
+            let hostAddresses: @Sendable () -> Set<IPAddress> = { (try? HostNetwork.addresses()) ?? [] }
             let enforcer: Enforcer
             do {
-                enforcer = Enforcer(dataplane: try NetlinkDataplane(), tracker: try ConntrackTable(),
-                                    hostAddresses: { (try? HostNetwork.addresses()) ?? [] })
+                enforcer = Enforcer(dataplane: try NetlinkDataplane(), tracker: try ConntrackTable(), hostAddresses: hostAddresses)
             } catch {
                 throw CommandFailure.environment("zonegate run: cannot open netlink (\(error)); run as root or with CAP_NET_ADMIN")
             }
+            // Denied-flow events are worth having, not worth refusing to enforce without.
+            var flowLog: FlowLogReader?
+            do {
+                flowLog = try FlowLogReader()
+            } catch {
+                logger.warning("denied flows will not be logged: cannot read NFLOG group \(RulesetCompiler.logGroup)", metadata: [
+                    "error": "\(error)", "action": "another program may hold the group; stop it and restart zonegate",
+                ])
+            }
+            defer { flowLog?.stop() }
             let directory = options.directory
             let environment = ReconcilerEnvironment(
                 engine: client, enforcer: enforcer,
@@ -51,7 +61,8 @@ extension Zonegate {
                     case .turnedOn(let sysctls): return "bridge netfilter was off; turned on \(sysctls.joined(separator: ", ")) so that bridged traffic reaches zonegate's rules (as Docker does)"
                     case .moduleMissing: return "br_netfilter is not loaded: traffic between containers on one bridge is not filtered (modprobe br_netfilter)"
                     }
-                })
+                },
+                hostAddresses: hostAddresses, flowLog: flowLog?.records)
             let reconciler = Reconciler(environment: environment, timing: ReconcilerTiming(resyncInterval: resyncInterval.duration),
                                         logger: logger)
             logger.info("starting", metadata: ["policies": "\(directory)", "docker": "\(docker.url)",

@@ -39,17 +39,25 @@ public struct ReconcilerEnvironment: Sendable {
     public var bridgePorts: @Sendable () -> BridgePortResolver
     /// Makes bridged traffic reach zonegate's rules; returns what it changed, to log.
     public var prepareHost: @Sendable () throws -> String?
+    /// The host's own addresses, which the policy calls `host`.
+    public var hostAddresses: @Sendable () -> Set<IPAddress>
+    /// The packets the ruleset logs as denied or audited (NFLOG), if they can be read.
+    public var flowLog: AsyncThrowingStream<FlowLogRecord, Error>?
 
     public init(engine: any DockerEngine, enforcer: Enforcer, loadPolicy: @escaping @Sendable () throws -> Policy,
                 policyFingerprint: @escaping @Sendable () -> String,
                 bridgePorts: @escaping @Sendable () -> BridgePortResolver,
-                prepareHost: @escaping @Sendable () throws -> String? = { nil }) {
+                prepareHost: @escaping @Sendable () throws -> String? = { nil },
+                hostAddresses: @escaping @Sendable () -> Set<IPAddress> = { [] },
+                flowLog: AsyncThrowingStream<FlowLogRecord, Error>? = nil) {
         self.engine = engine
         self.enforcer = enforcer
         self.loadPolicy = loadPolicy
         self.policyFingerprint = policyFingerprint
         self.bridgePorts = bridgePorts
         self.prepareHost = prepareHost
+        self.hostAddresses = hostAddresses
+        self.flowLog = flowLog
     }
 }
 
@@ -86,6 +94,14 @@ public actor Reconciler: Service {
     private var classified: [String: ClassifiedContainer] = [:]
     private var reportedUnenforced: Set<UnenforcedAttachment> = []
     private var ready = false
+    /// The policy applied to the containers as last enforced: what names the ends of a denied flow.
+    private var evaluator: PolicyEvaluator?
+    private var deniedFlowLimiter = EventRateLimiter()
+    /// Flows already reported, and when: a dropped TCP SYN never confirms its conntrack entry,
+    /// so each retransmission is "new" again and logged again by the kernel; one attempt is
+    /// one event.
+    private var recentDeniedFlows: [LoggedFlow: ContinuousClock.Instant] = [:]
+    static let repeatedFlowWindow: Duration = .seconds(10)
 
     /// A container as last enforced, for the log.
     struct ClassifiedContainer: Equatable {
@@ -118,6 +134,10 @@ public actor Reconciler: Service {
                 group.addTask { await self.tick(every: self.timing.resyncInterval) { self.requestResync(reason: "periodic resync") } }
                 group.addTask { await self.watchPolicyDirectory() }
                 group.addTask { try await self.reconcileLoop() }
+                if let flowLog = self.environment.flowLog {
+                    group.addTask { await self.logDeniedFlows(flowLog) }
+                    group.addTask { await self.tick(every: .seconds(1)) { Task { await self.reportSuppressedFlows() } } }
+                }
                 try await group.next()
                 group.cancelAll()
             }
@@ -313,6 +333,7 @@ public actor Reconciler: Service {
         let evaluator = PolicyEvaluator(policy: policy, inventory: inventory)
         if takeOver { environment.enforcer.resync() }
         let report = try environment.enforcer.enforce(evaluator)
+        self.evaluator = evaluator
         logClassification(evaluator)
         guard !report.transaction.isEmpty else { return }
         var metadata: Logger.Metadata = [
@@ -337,6 +358,47 @@ public actor Reconciler: Service {
             let port = try resolver!(container, endpoint, bridge)
             bridgePortCache[container.id, default: [:]][endpoint.networkID] = port
             return port
+        }
+    }
+
+    // MARK: - Denied flows (policy.md step 7)
+
+    /// One event per denied (or audited) new flow the kernel logs, naming both ends as the policy
+    /// in force sees them; beyond the rate limit, a count of suppressed events instead.
+    private func logDeniedFlows(_ records: AsyncThrowingStream<FlowLogRecord, Error>) async {
+        do {
+            for try await record in records {
+                switch record {
+                case .lost(let count):
+                    let event = DeniedFlowEvent.lost(count)
+                    logger.warning("\(event.message)", metadata: event.metadata)
+                case .flow(let flow):
+                    guard isFirstReport(of: flow, at: .now) else { continue }
+                    let admission = deniedFlowLimiter.admit(at: .now)
+                    if let suppressed = admission.suppressedSummary {
+                        logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": "\(suppressed)"])
+                    }
+                    guard admission.log, let evaluator else { continue }
+                    let event = DeniedFlowEvent.make(flow, evaluator: evaluator, hostAddresses: environment.hostAddresses())
+                    logger.notice("\(event.message)", metadata: event.metadata)
+                }
+            }
+        } catch {
+            logger.error("cannot read denied-flow events any more; enforcement goes on without them", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func isFirstReport(of flow: LoggedFlow, at now: ContinuousClock.Instant) -> Bool {
+        if let seen = recentDeniedFlows[flow], now - seen < Self.repeatedFlowWindow { return false }
+        if recentDeniedFlows.count >= 4096 { recentDeniedFlows = recentDeniedFlows.filter { now - $0.value < Self.repeatedFlowWindow } }
+        recentDeniedFlows[flow] = now
+        return true
+    }
+
+    /// The end of a flood is reported without waiting for the next event.
+    private func reportSuppressedFlows() {
+        if let suppressed = deniedFlowLimiter.summary(at: .now) {
+            logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": "\(suppressed)"])
         }
     }
 

@@ -46,8 +46,13 @@ final class Locked<Value: Sendable>: Sendable {
         let reconciler: Reconciler
         private let task = Locked<Task<Void, Error>?>(nil)
 
+        /// Stands for the kernel's NFLOG of denied flows.
+        let flowLog: AsyncThrowingStream<FlowLogRecord, Error>.Continuation
+
         init(containers: [DockerContainer], initial: Ruleset = Ruleset(), policy: String = ReconcilerTests.policyText,
              resyncInterval: Duration = .seconds(3600)) {
+            let (flowRecords, flowLog) = AsyncThrowingStream.makeStream(of: FlowLogRecord.self, throwing: Error.self)
+            self.flowLog = flowLog
             engine = FakeDockerEngine(containers: containers, networks: [ReconcilerTests.bridge])
             dataplane = FakeDataplane(initial)
             policyText = Locked(policy)
@@ -60,7 +65,8 @@ final class Locked<Value: Sendable>: Sendable {
                 engine: engine, enforcer: Enforcer(dataplane: dataplane, tracker: nil, hostAddresses: { [] }),
                 loadPolicy: { [policyText] in try PolicyParser.parse([PolicyFile(name: "p.yaml", text: policyText.withLock { $0 })]) },
                 policyFingerprint: { [policyText] in policyText.withLock { $0 } },
-                bridgePorts: { { container, _, _ in "veth" + container.name } })
+                bridgePorts: { { container, _, _ in "veth" + container.name } },
+                flowLog: flowRecords)
             reconciler = Reconciler(environment: environment,
                                     timing: ReconcilerTiming(resyncInterval: resyncInterval, policyPollInterval: .milliseconds(20),
                                                              initialBackoff: .milliseconds(10), maximumBackoff: .milliseconds(50)),
@@ -224,6 +230,31 @@ final class Locked<Value: Sendable>: Sendable {
         #expect(await Self.eventually { !harness.messages("the kernel refused the change; the previous rules stay in force, retrying").isEmpty })
         #expect(harness.dataplane.ruleset == before, "the refused change left the rules as they were")
         #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
+        _ = await harness.stop()
+    }
+
+    @Test func eachDeniedFlowIsOneEventNamingBothEndsAndWhy() async throws {
+        let web = Self.container("web1", zone: "web", host: 2), api = Self.container("api1", zone: "api", host: 3)
+        let harness = Harness(containers: [web, api])
+        harness.start()
+        #expect(await Self.eventually { !harness.messages("ready").isEmpty })
+        let syn = LoggedFlow(kind: .deny, source: IPAddress("172.17.0.2")!, destination: IPAddress("172.17.0.3")!, transport: .tcp,
+                             sourcePort: 40000, destinationPort: 9090)
+        // The SYN and its retransmission: one attempt, one event.
+        harness.flowLog.yield(.flow(syn))
+        harness.flowLog.yield(.flow(syn))
+        var other = syn
+        other.sourcePort = 40001
+        harness.flowLog.yield(.flow(other))
+        #expect(await Self.eventually { harness.messages("flow denied").count == 2 })
+        try await Task.sleep(for: .milliseconds(50))
+        let events = harness.messages("flow denied")
+        #expect(events.count == 2)
+        #expect(events.first?["from"] as? String == "web1" && events.first?["to"] as? String == "api1")
+        #expect(events.first?["to_zones"] as? String == "api" && events.first?["port"] as? String == "9090")
+        #expect((events.first?["reason"] as? String)?.contains("no rule allows web1 -> api1 on 9090/tcp") == true, "\(events)")
+        harness.flowLog.yield(.lost(3))
+        #expect(await Self.eventually { !harness.messages("3 denied-flow events lost").isEmpty })
         _ = await harness.stop()
     }
 
