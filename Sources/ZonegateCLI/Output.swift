@@ -24,17 +24,21 @@ public enum Render {
         ])
     }
 
-    public static func matrixTable(digest: String, flows: [MatrixFlow], markdown: Bool) -> String {
+    /// The matrix for people. policy.md: a container on a network zonegate cannot enforce on is
+    /// reported as unenforced, never silently left out, so each such attachment gets a line.
+    public static func matrixTable(digest: String, flows: [MatrixFlow], markdown: Bool,
+                                   unenforced: [UnenforcedAttachment] = []) -> String {
         let header = ["FROM", "TO", "PORT", "VERDICT", "RULES"]
         let rows = flows.map { [$0.from, $0.to, $0.port.description, $0.verdict.rawValue, $0.rules.joined(separator: ", ")] }
         let counts = Dictionary(grouping: flows, by: \.verdict).mapValues(\.count)
         let total = "\(flows.count) flows: \(counts[.allow] ?? 0) allow, \(counts[.deny] ?? 0) deny, \(counts[.audit] ?? 0) audit"
+        let warnings = unenforced.map { "unenforced: \($0.container) on \($0.network) (\($0.reason)): zonegate does not filter this attachment" }
         if markdown {
             let line = { (cells: [String]) in "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |" }
             return (["Policy `\(digest)`", "", line(header.map { $0.lowercased() }), line(header.map { _ in "---" })]
-                + rows.map(line) + ["", total]).joined(separator: "\n")
+                + rows.map(line) + ["", total] + (warnings.isEmpty ? [] : [""] + warnings.map { "- " + $0 })).joined(separator: "\n")
         }
-        return (["policy \(digest)"] + table([header] + rows) + [total]).joined(separator: "\n")
+        return (["policy \(digest)"] + table([header] + rows) + [total] + warnings).joined(separator: "\n")
     }
 
     public static func explanationJSON(_ explanation: Explanation) -> JSONValue {
