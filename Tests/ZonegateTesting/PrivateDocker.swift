@@ -57,6 +57,8 @@ public final class PrivateDocker: @unchecked Sendable {
     private let lock = NSLock()
     private var daemon: ChildProcess?
     private var attachedNamespaces: [String: String] = [:]
+    /// Every container id ever started, to find its processes should Docker fail to remove it.
+    private var containerIDs: Set<String> = []
     private var cleanups: [@Sendable () -> Void] = []
     private var servers: [ProbeServer] = []
     private var removed = false
@@ -141,7 +143,10 @@ public final class PrivateDocker: @unchecked Sendable {
         for (network, endpoint) in networks {
             addresses[network] = ["IPAddress", "GlobalIPv6Address"].compactMap { endpoint[$0] as? String }.filter { !$0.isEmpty }
         }
-        let namespace = lock.withLock { attachedNamespaces[name] } ?? ""
+        let namespace = lock.withLock {
+            containerIDs.insert(id)
+            return attachedNamespaces[name]
+        } ?? ""
         return PrivateContainer(name: name, id: id, addresses: addresses, namespace: namespace)
     }
 
@@ -316,6 +321,7 @@ public final class PrivateDocker: @unchecked Sendable {
         }
         stopDaemon()
         killProcesses(mentioning: directory)
+        killContainerProcesses()
         unmountEverything(under: directory)
         try? FileManager.default.removeItem(atPath: directory)
         return leftovers()
@@ -337,6 +343,17 @@ public final class PrivateDocker: @unchecked Sendable {
         if !poll(timeout: .seconds(5), { processes(mentioning: path).isEmpty }) {
             processes(mentioning: path).forEach { kill($0, SIGKILL) }
             _ = poll(timeout: .seconds(2)) { processes(mentioning: path).isEmpty }
+        }
+    }
+
+    /// A container whose removal failed keeps running without its shim: its processes sit in
+    /// cgroups named after its id (`…/docker/ID`).
+    private func killContainerProcesses() {
+        let ids = lock.withLock { containerIDs }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for pid in entries.compactMap(pid_t.init) {
+            guard let cgroups = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { continue }
+            if ids.contains(where: { cgroups.contains("/docker/" + $0) }) { kill(pid, SIGKILL) }
         }
     }
 
