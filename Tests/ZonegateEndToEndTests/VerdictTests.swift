@@ -99,6 +99,22 @@ struct VerdictTests {
         for index in cases.indices where !open.contains(index) {
             #expect(!after[index], "\(cases[index]) was closed without zonegate and opened with it")
         }
+        // Busybox nc run inside the containers (docker exec) sees what the namespace probes saw.
+        let direct = cases.indices.filter { cases[$0].site is PrivateContainer && cases[$0].port == nil }
+        let bySource = Dictionary(grouping: direct, by: { cases[$0].label })
+        let sources = bySource.keys.sorted()
+        let execAnswers = try inParallel(sources.map { source in
+            let targets = bySource[source]!.map { cases[$0].target }
+            return { [docker = host.docker] in try docker.execProbe(from: source, to: targets) }
+        })
+        for (source, answers) in zip(sources, execAnswers) {
+            for index in bySource[source]! {
+                let inside: Bool? = answers[cases[index].target]
+                let seen: Bool = after[index]
+                let message = "\(cases[index]): nc inside the container says \(inside.map(String.init) ?? "nothing"), the namespace probe \(seen)"
+                #expect(inside == seen, Comment(rawValue: message))
+            }
+        }
         // Both kinds occur, so neither a blanket drop nor a blanket accept passes.
         #expect(allowed >= 5 && denied >= 10, "allowed \(allowed), denied \(denied)")
     }

@@ -70,6 +70,29 @@ public enum BatchProbe {
         """#
 }
 
+extension PrivateDocker {
+    /// The same exchanges as `BatchProbe.tcp`, made by busybox nc inside the container itself
+    /// (`docker exec`, all targets at once): evidence that probing from the container's
+    /// namespace stands for the container's own processes.
+    public func execProbe(from container: String, to targets: [ProbeTarget]) throws -> [ProbeTarget: Bool] {
+        let unique = Array(Set(targets))
+        let script = unique.map { target in
+            "(echo probe | timeout 1 nc \(target.address) \(target.port) | grep -q 'echo probe' && echo ok \(target.address) \(target.port) || echo no \(target.address) \(target.port)) &"
+        }.joined(separator: "\n") + "\nwait"
+        let output = try docker(["exec", container, "sh", "-c", script], timeout: .seconds(15))
+        var answers: [ProbeTarget: Bool] = [:]
+        for line in output.split(separator: "\n") {
+            let words = line.split(separator: " ").map(String.init)
+            guard words.count == 3, let port = UInt16(words[2]) else { continue }
+            answers[ProbeTarget(words[1], port)] = words[0] == "ok"
+        }
+        guard answers.count == unique.count else {
+            throw NetnsFixtureError("docker exec probe in \(container) answered \(answers.count) of \(unique.count): \(output)")
+        }
+        return answers
+    }
+}
+
 /// Runs each job on a thread of its own and waits for all; rethrows the first error.
 public func inParallel<T: Sendable>(_ jobs: [@Sendable () throws -> T]) throws -> [T] {
     let slots = ParallelSlots<T>(jobs.count)
