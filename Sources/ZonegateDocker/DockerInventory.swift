@@ -81,9 +81,11 @@ public enum DockerInventory {
             guard !attachments.isEmpty else { continue }
             attachments.sort { ($0.bridge, $0.port) < ($1.bridge, $1.port) }
             let ports = Set(container.exposedPorts).union(container.publishedPorts.map(\.containerPort))
+            // Docker binds each published port on 0.0.0.0 and on ::, one mapping for both.
+            let published = Set(container.publishedPorts.map { HostPortMapping(hostPort: $0.hostPort, port: $0.containerPort) })
             managed.append(Container(name: container.name, id: container.id, labels: container.labels,
                                      addresses: attachments.flatMap(\.addresses), ports: ports.sorted(),
-                                     attachments: attachments))
+                                     attachments: attachments, published: published.sorted()))
         }
         let bridges = Set(networks.filter(isManaged).compactMap(\.bridgeDevice)).sorted()
         unenforced.sort { ($0.container, $0.network) < ($1.container, $1.network) }

@@ -16,6 +16,32 @@ public struct BridgeAttachment: Hashable, Sendable, Codable {
     }
 }
 
+/// A port Docker publishes on the host for a container: `hostPort` there forwards to the
+/// container's own `port` (`18080->8080/tcp`). Docker forwards it by NAT, or through its userland
+/// proxy, which would make a container's connection arrive from the host; either way the flow is
+/// judged as one to the container.
+public struct HostPortMapping: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var hostPort: UInt16
+    public var port: ServicePort
+
+    public init(hostPort: UInt16, port: ServicePort) {
+        self.hostPort = hostPort
+        self.port = port
+    }
+
+    public var description: String { "\(hostPort)->\(port)" }
+
+    /// Parses `HOSTPORT->PORT/PROTO`.
+    public static func parse(_ text: String) -> HostPortMapping? {
+        let parts = text.components(separatedBy: "->")
+        guard parts.count == 2, let hostPort = UInt16(parts[0]), hostPort > 0, let port = ServicePort.parse(parts[1]), port.proto.hasPorts
+        else { return nil }
+        return HostPortMapping(hostPort: hostPort, port: port)
+    }
+
+    public static func < (a: HostPortMapping, b: HostPortMapping) -> Bool { (a.port.proto, a.hostPort, a.port.number) < (b.port.proto, b.hostPort, b.port.number) }
+}
+
 /// A managed container as zonegate sees it: identity, labels, addresses, exposed ports.
 public struct Container: Hashable, Sendable, Codable {
     public var name: String
@@ -26,18 +52,21 @@ public struct Container: Hashable, Sendable, Codable {
     public var ports: [ServicePort]
     /// Its bridge ports (optional in a hand-written file; the dataplane binds addresses to them).
     public var attachments: [BridgeAttachment]
+    /// The host ports Docker publishes for it (optional in a hand-written file).
+    public var published: [HostPortMapping]
 
     public init(name: String, id: String? = nil, labels: [String: String] = [:], addresses: [IPAddress] = [],
-                ports: [ServicePort] = [], attachments: [BridgeAttachment] = []) {
+                ports: [ServicePort] = [], attachments: [BridgeAttachment] = [], published: [HostPortMapping] = []) {
         self.name = name
         self.id = id
         self.labels = labels
         self.addresses = addresses
         self.ports = ports
         self.attachments = attachments
+        self.published = published
     }
 
-    private enum CodingKeys: String, CodingKey { case name, id, labels, addresses, ports, attachments }
+    private enum CodingKeys: String, CodingKey { case name, id, labels, addresses, ports, attachments, published }
 
     public init(from decoder: Decoder) throws {
         let values = try decoder.container(keyedBy: CodingKeys.self)
@@ -47,6 +76,13 @@ public struct Container: Hashable, Sendable, Codable {
         addresses = try values.decodeIfPresent([IPAddress].self, forKey: .addresses) ?? []
         let portTexts = try values.decodeIfPresent([String].self, forKey: .ports) ?? []
         attachments = try values.decodeIfPresent([BridgeAttachment].self, forKey: .attachments) ?? []
+        published = try (values.decodeIfPresent([String].self, forKey: .published) ?? []).map { text in
+            guard let mapping = HostPortMapping.parse(text) else {
+                throw DecodingError.dataCorruptedError(forKey: .published, in: values,
+                    debugDescription: "'\(text)' is not a published port; expected HOSTPORT->PORT/PROTO such as 18080->8080/tcp")
+            }
+            return mapping
+        }
         ports = try portTexts.map { text in
             guard let port = ServicePort.parse(text) else {
                 throw DecodingError.dataCorruptedError(forKey: .ports, in: values,
@@ -64,6 +100,7 @@ public struct Container: Hashable, Sendable, Codable {
         try values.encode(addresses, forKey: .addresses)
         try values.encode(ports.map(\.description), forKey: .ports)
         if !attachments.isEmpty { try values.encode(attachments, forKey: .attachments) }
+        if !published.isEmpty { try values.encode(published.map(\.description), forKey: .published) }
     }
 }
 

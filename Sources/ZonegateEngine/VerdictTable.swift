@@ -90,7 +90,8 @@ public struct VerdictTable: Sendable {
         text.utf8.reduce(2_166_136_261 as UInt32) { ($0 ^ UInt32($1)) &* 16_777_619 }
     }
 
-    static let portProtocols: [(PortProtocol, UInt8)] = [(.tcp, 6), (.udp, 17), (.sctp, 132)]
+    /// The protocols with ports, and their IP protocol numbers.
+    public static let portProtocols: [(PortProtocol, UInt8)] = [(.tcp, 6), (.udp, 17), (.sctp, 132)]
     static let icmpProtocols: [UInt8] = [1, 58]
 
     /// The disjoint entries of one pair: rule-covered ranges accept; the rest is audited or absent.

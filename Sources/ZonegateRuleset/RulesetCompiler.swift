@@ -47,7 +47,7 @@ public enum RulesetCompiler {
 
     public static func ruleset(_ evaluator: PolicyEvaluator) -> Ruleset {
         let bridges = Set(evaluator.inventory.bridges + evaluator.inventory.containers.flatMap { $0.attachments.map(\.bridge) }).sorted()
-        return Ruleset(tables: [inetTable(VerdictTable(evaluator), bridges: bridges, defaults: evaluator.policy.defaults),
+        return Ruleset(tables: [inetTable(VerdictTable(evaluator), evaluator.inventory, bridges: bridges, defaults: evaluator.policy.defaults),
                                 bridgeTable(evaluator.inventory)])
     }
 
@@ -62,14 +62,16 @@ public enum RulesetCompiler {
 
     // MARK: - inet: identities and verdicts
 
-    static func inetTable(_ table: VerdictTable, bridges: [String], defaults: Defaults) -> Table {
+    static func inetTable(_ table: VerdictTable, _ inventory: Inventory, bridges: [String], defaults: Defaults) -> Table {
         let elements = VerdictElements(table)
         let containerIdentities = table.identities.filter {
             if case .container = $0.peer.kind { return true }
             return false
         }
         var sets = [NftSet(name: "bridges", keyType: [.ifname], elements: bridges.map { SetElement(.ifname($0)) },
-                           comment: "Docker bridges zonegate manages")]
+                           comment: "Docker bridges zonegate manages"),
+                    NftSet(name: "published", keyType: [.inetProto, .inetService], elements: VerdictElements.publishedPorts(inventory),
+                           comment: "ports Docker publishes on the host: protocol . host port")]
         for family in IPFamily.allCases {
             let addresses = table.containerAddresses.filter { $0.address.isIPv4 == (family == .v4) }
             sets += [
@@ -88,6 +90,9 @@ public enum RulesetCompiler {
                            "container . protocol . port, towards the host"),
                 verdictMap("host_ctr\(family.suffix)", [family.addressField], elements.hostToContainer(family),
                            "container . protocol . port, from the host"),
+                NftSet(name: "ctr_proxy\(family.suffix)", keyType: [family.addressField, .inetProto, .inetService], dataType: .verdict,
+                       elements: elements.containerToPublished(family, inventory),
+                       comment: "container . protocol . published host port -> the verdict of the flow to the container behind it"),
             ]
             for identity in containerIdentities {
                 sets.append(verdictMap(mapName(identity.id, family), [family.addressField],
@@ -146,6 +151,14 @@ public enum RulesetCompiler {
         var rules = established
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: true)
+            // meta nfproto ipv4 ip saddr @ctr4 meta l4proto . th dport @published ip saddr . meta l4proto . th dport vmap @ctr_proxy4
+            // meta nfproto ipv4 ip saddr @ctr4 meta l4proto . th dport @published jump deny
+            let toPublished = NftMatch.nfproto(family) + NftMatch.address(family, .source, in: family.containerSet) + NftMatch.flowKey([], family)
+                + [.lookup(set: "published", sreg: .reg32(0), dreg: nil, invert: false)]
+            rules.append(Rule(toPublished + NftMatch.flowKey([.source], family) + [NftMatch.verdictLookup("ctr_proxy\(family.suffix)")],
+                              comment: "step 4: container -> a published port through Docker's userland proxy, judged as the flow to the container behind it (\(family))"))
+            rules.append(Rule(toPublished + [.verdict(.jump("deny"))],
+                              comment: "step 5: that flow is denied: publishing a port is no way around a restricted zone (\(family))"))
             // ip saddr . meta l4proto . th dport vmap @ctr_host4
             rules.append(Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.source], family) + [NftMatch.verdictLookup("ctr_host\(family.suffix)")],
                               comment: "step 4: container -> host (\(family))"))

@@ -64,7 +64,9 @@ struct DockerInventoryTests {
             name: "web-1", id: "web1web1web1web1", labels: ["zonegate.zone": "web"], addresses: [Self.address("172.31.0.2")],
             // Exposed and published (container side), each once, sorted.
             ports: [ServicePort(80, .tcp), ServicePort(8080, .tcp), ServicePort(9090, .udp)],
-            attachments: [BridgeAttachment(bridge: "br-a1a1a1a1a1a1", port: "veth-web-1-br-a1a1a1a1a1a1", addresses: [Self.address("172.31.0.2")])]))
+            attachments: [BridgeAttachment(bridge: "br-a1a1a1a1a1a1", port: "veth-web-1-br-a1a1a1a1a1a1", addresses: [Self.address("172.31.0.2")])],
+            // Host port -> own port, once for Docker's 0.0.0.0 and :: bindings.
+            published: [HostPortMapping(hostPort: 8081, port: ServicePort(80, .tcp)), HostPortMapping(hostPort: 9090, port: ServicePort(9090, .udp))]))
         let pay = inventory.containers[1]
         #expect(pay.addresses == [Self.address("172.31.0.3"), Self.address("172.30.0.2"), Self.address("fd00:30::2")])
         #expect(pay.attachments == [

@@ -25,6 +25,9 @@ struct CompiledRulesetTests {
             inventory.containers[index].attachments = [BridgeAttachment(bridge: "br-zg", port: "veth\(index)zg", addresses: container.addresses)]
         }
         inventory.bridges = ["br-zg", "docker0"]
+        // Published ports: reached through Docker's userland proxy, they are judged as the flow
+        // to the container behind them.
+        inventory.containers[0].published = [HostPortMapping(hostPort: 18443, port: inventory.containers[0].ports.first ?? ServicePort(443, .tcp))]
         self.inventory = inventory
     }
 
@@ -44,7 +47,8 @@ struct CompiledRulesetTests {
         try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(inventory)))
         let listing = try NetnsCommand.check(["nft", "list", "ruleset"])
         for text in ["step 1: replies within allowed connections pass", "ip saddr vmap @dispatch4", "payments-1", "api-to-payments",
-                     "ip saddr . ip daddr . meta l4proto . th dport vmap @ctr_out4"] {
+                     "ip saddr . ip daddr . meta l4proto . th dport vmap @ctr_out4",
+                     "meta l4proto . th dport @published ip saddr . meta l4proto . th dport vmap @ctr_proxy4"] {
             #expect(listing.contains(text), "nft list lacks \(text)")
         }
         // The inet table's listing is a valid nft script: it loads into an empty namespace (checked,
@@ -62,7 +66,8 @@ struct CompiledRulesetTests {
         var grown = inventory
         grown.containers.append(Container(name: "shop-web-2", labels: ["zonegate.zone": "web"], addresses: [IPAddress("172.18.0.20")!],
                                           ports: [ServicePort(443, .tcp)],
-                                          attachments: [BridgeAttachment(bridge: "br-zg", port: "vethnewzg", addresses: [IPAddress("172.18.0.20")!])]))
+                                          attachments: [BridgeAttachment(bridge: "br-zg", port: "vethnewzg", addresses: [IPAddress("172.18.0.20")!])],
+                                          published: [HostPortMapping(hostPort: 28443, port: ServicePort(443, .tcp))]))
         for (from, to) in [(inventory, grown), (grown, inventory)] {
             let transaction = try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(to))
             #expect(!transaction.isEmpty)

@@ -110,6 +110,43 @@ import ZonegateTesting
         #expect(Self.lookup(table, from: "w", to: "c", proto: 47, port: 0, evaluator: evaluator) == .jump("audit"))
     }
 
+    /// Through Docker's userland proxy a connection to a published port arrives from the
+    /// container at the host: its element carries the verdict of the flow to the container
+    /// behind the port, for every container and port, and its absence means deny.
+    @Test func publishedPortsThroughTheProxyGetTheDirectFlowsVerdict() throws {
+        var inventory = Self.inventory
+        inventory.containers[1].published = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp)),
+                                             HostPortMapping(hostPort: 19100, port: ServicePort(9100, .tcp))]
+        inventory.containers[0].published = [HostPortMapping(hostPort: 10443, port: ServicePort(443, .tcp))]
+        let evaluator = try Self.evaluator(Self.policyText, inventory)
+        let table = RulesetCompiler.ruleset(evaluator).table(.inet, "zonegate")!
+        let publishedKeys: Set<[UInt8]> = Set(([18080, 19100, 10443] as [UInt16]).map { port -> [UInt8] in [6, 0, 0, 0, UInt8(port >> 8), UInt8(port & 0xff), 0, 0] })
+        #expect(Set(table.set("published")!.elements.map(\.key)) == publishedKeys)
+        let behind: [(hostPort: UInt16, container: String, port: ServicePort)] = [
+            (18080, "a", ServicePort(8080, .tcp)), (19100, "a", ServicePort(9100, .tcp)), (10443, "w", ServicePort(443, .tcp))]
+        var allowed = 0, denied = 0
+        for (family, isV4) in [("4", true), ("6", false)] {
+            for (index, source) in inventory.containers.enumerated() {
+                for address in source.addresses where address.isIPv4 == isV4 {
+                    for target in behind {
+                        let element = table.set("ctr_proxy\(family)")!.elements.first {
+                            // Each field of the concatenation padded to 4 bytes.
+                            $0.key == address.bytes + [6, 0, 0, 0, UInt8(target.hostPort >> 8), UInt8(target.hostPort & 0xff), 0, 0]
+                        }
+                        let decision = evaluator.decide(from: .container(index), to: evaluator.peer(named: target.container)!, port: target.port)
+                        let expected: Verdict? = [.allow: .accept, .audit: .jump("audit"), .deny: nil][decision.verdict]!
+                        var found: Verdict?
+                        if case .verdict(let verdict)? = element?.data { found = verdict }
+                        #expect(found == expected, "\(source.name) (\(address)) -> host:\(target.hostPort) (\(target.container) \(target.port))")
+                        if expected == nil { denied += 1 } else { allowed += 1 }
+                    }
+                }
+            }
+        }
+        // Both kinds occur: web reaches api on 8080 only; corp and the unzoned container do not.
+        #expect(allowed > 0 && denied > 0, "allowed \(allowed), denied \(denied)")
+    }
+
     @Test func containerStartIsElementsOnlyAndOneTransaction() throws {
         let fake = FakeDataplane()
         try fake.apply(try diff(from: fake.ruleset, to: RulesetCompiler.ruleset(try Self.evaluator())))
