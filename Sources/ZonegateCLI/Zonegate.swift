@@ -36,7 +36,8 @@ public struct Zonegate: ParsableCommand {
                 print(fullMessage(for: error))
                 Foundation.exit(0)
             }
-            printError(fullMessage(for: error))
+            // cli.md: one clear line saying what is wrong.
+            printError("zonegate: error: \(message(for: error)) (see 'zonegate help')")
             Foundation.exit(2)
         }
     }
@@ -188,10 +189,13 @@ extension Zonegate {
             let evaluator = try await inventoryOptions.evaluator(for: "matrix", options)
             let policy = evaluator.policy
             let flows = ReachabilityMatrix(evaluator).flows()
+            let unenforced = evaluator.inventory.unenforced
             switch inventoryOptions.outputFormat {
-            case .json: print(Render.matrixJSON(digest: policy.digest, flows: flows).rendered())
-            case .table: print(Render.matrixTable(digest: policy.digest, flows: flows, markdown: false))
-            case .markdown: print(Render.matrixTable(digest: policy.digest, flows: flows, markdown: true))
+            case .json:
+                print(Render.matrixJSON(digest: policy.digest, flows: flows).rendered())
+                for attachment in unenforced { printError("warning: \(attachment)") }
+            case .table: print(Render.matrixTable(digest: policy.digest, flows: flows, markdown: false, unenforced: unenforced))
+            case .markdown: print(Render.matrixTable(digest: policy.digest, flows: flows, markdown: true, unenforced: unenforced))
             }
         }
     }
