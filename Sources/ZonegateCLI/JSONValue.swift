@@ -1,3 +1,4 @@
+import ZonegatePolicy
 /// A JSON document whose object keys keep the order they are written in, so output follows
 /// cli.md field for field.
 public indirect enum JSONValue: Hashable, Sendable {
@@ -21,16 +22,16 @@ public indirect enum JSONValue: Hashable, Sendable {
         switch self {
         case .object(let fields) where fields.isEmpty: return "{}"
         case .object(let fields) where indent > 0 && isFlat:
-            return "{ " + fields.map { "\(JSONValue.quote($0.0)): \($0.1.rendered())" }.joined(separator: ", ") + " }"
+            return "{ " + fields.map { "\(JSONText.quoted($0.0)): \($0.1.rendered())" }.joined(separator: ", ") + " }"
         case .object(let fields):
-            return "{\n" + fields.map { "\(inner)\(JSONValue.quote($0.0)): \($0.1.rendered(indent: indent + 1))" }
+            return "{\n" + fields.map { "\(inner)\(JSONText.quoted($0.0)): \($0.1.rendered(indent: indent + 1))" }
                 .joined(separator: ",\n") + "\n\(pad)}"
         case .array(let items) where items.isEmpty: return "[]"
         case .array(let items) where items.allSatisfy(\.isScalar) && items.map({ $0.rendered() }).joined().count <= 100:
             return "[" + items.map { $0.rendered() }.joined(separator: ", ") + "]"
         case .array(let items):
             return "[\n" + items.map { inner + $0.rendered(indent: indent + 1) }.joined(separator: ",\n") + "\n\(pad)]"
-        case .string(let text): return JSONValue.quote(text)
+        case .string(let text): return JSONText.quoted(text)
         case .number(let value): return String(value)
         case .bool(let value): return value ? "true" : "false"
         case .null: return "null"
@@ -51,23 +52,5 @@ public indirect enum JSONValue: Hashable, Sendable {
             if case .array(let items) = field.1 { return items.allSatisfy(\.isScalar) }
             return field.1.isScalar
         }
-    }
-
-    private static func quote(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ZonegatePolicy
 
 /// How `zonegate run` writes its log: `text` for people, `json` for collectors (one object a line).
 public enum LogFormat: String, Sendable, CaseIterable {
@@ -42,8 +43,8 @@ public struct LineLogHandler: LogHandler {
         let keys = metadata.keys.sorted()
         switch format {
         case .json:
-            var fields = ["\"time\":\(jsonString(timestamp))", "\"level\":\(jsonString(level.rawValue))", "\"message\":\(jsonString(message))"]
-            fields += keys.filter { !["time", "level", "message"].contains($0) }.map { "\(jsonString($0)):\(json(metadata[$0]!))" }
+            var fields = ["\"time\":\(JSONText.quoted(timestamp))", "\"level\":\(JSONText.quoted(level.rawValue))", "\"message\":\(JSONText.quoted(message))"]
+            fields += keys.filter { !["time", "level", "message"].contains($0) }.map { "\(JSONText.quoted($0)):\(json(metadata[$0]!))" }
             return "{" + fields.joined(separator: ",") + "}\n"
         case .text:
             let pairs = keys.map { "\($0)=\(text(metadata[$0]!))" }
@@ -55,28 +56,12 @@ public struct LineLogHandler: LogHandler {
 
     private static func json(_ value: Logger.Metadata.Value) -> String {
         switch value {
-        case .string(let string): return jsonString(string)
-        case .stringConvertible(let convertible): return jsonString(convertible.description)
+        case .string(let string): return JSONText.quoted(string)
+        case .stringConvertible(let convertible): return JSONText.quoted(convertible.description)
         case .array(let values): return "[" + values.map(json).joined(separator: ",") + "]"
         case .dictionary(let values):
-            return "{" + values.keys.sorted().map { "\(jsonString($0)):\(json(values[$0]!))" }.joined(separator: ",") + "}"
+            return "{" + values.keys.sorted().map { "\(JSONText.quoted($0)):\(json(values[$0]!))" }.joined(separator: ",") + "}"
         }
-    }
-
-    private static func jsonString(_ string: String) -> String {
-        var escaped = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            case _ where scalar.value < 0x20: escaped += String(format: "\\u%04x", scalar.value)
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return escaped + "\""
     }
 
     /// Text values are quoted only when they hold spaces, quotes or line breaks.
@@ -88,6 +73,6 @@ public struct LineLogHandler: LogHandler {
         case .array(let values): plain = "[" + values.map(text).joined(separator: ",") + "]"
         case .dictionary(let values): plain = "{" + values.keys.sorted().map { "\($0)=\(text(values[$0]!))" }.joined(separator: ",") + "}"
         }
-        return plain.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline }) ? jsonString(plain) : plain
+        return plain.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline }) ? JSONText.quoted(plain) : plain
     }
 }
