@@ -37,7 +37,8 @@ public struct ReconcilerEnvironment: Sendable {
     /// A resolver of the host side of containers' veths for one inventory build
     /// (`VethResolver().resolver()` in production).
     public var bridgePorts: @Sendable () -> BridgePortResolver
-    /// Makes bridged traffic reach zonegate's rules; returns what it changed, to log.
+    /// Makes bridged traffic reach zonegate's rules; returns what it changed, or why it could
+    /// not, to log as a warning.
     public var prepareHost: @Sendable () throws -> String?
     /// The host's own addresses, which the policy calls `host`.
     public var hostAddresses: @Sendable () -> Set<IPAddress>
@@ -136,7 +137,7 @@ public actor Reconciler: Service {
                 group.addTask { try await self.reconcileLoop() }
                 if let flowLog = self.environment.flowLog {
                     group.addTask { await self.logDeniedFlows(flowLog) }
-                    group.addTask { await self.tick(every: .seconds(1)) { Task { await self.reportSuppressedFlows() } } }
+                    group.addTask { await self.tick(every: .seconds(1)) { await self.reportSuppressedFlows() } }
                 }
                 try await group.next()
                 group.cancelAll()
@@ -162,7 +163,8 @@ public actor Reconciler: Service {
             throw StartupFailure(kind: .environment, description: "cannot read the policy: \(error)")
         }
         do {
-            if let change = try environment.prepareHost() { logger.notice("\(change)") }
+            // What it changed, or why bridged traffic escapes: worth a warning either way.
+            if let change = try environment.prepareHost() { logger.warning("\(change)") }
         } catch {
             throw StartupFailure(kind: .environment, description: "cannot prepare the host: \(error)")
         }
@@ -216,8 +218,8 @@ public actor Reconciler: Service {
         }
     }
 
-    private nonisolated func tick(every interval: Duration, _ action: @Sendable () -> Void) async {
-        while (try? await Task.sleep(for: interval)) != nil { action() }
+    private nonisolated func tick(every interval: Duration, _ action: @Sendable () async -> Void) async {
+        while (try? await Task.sleep(for: interval)) != nil { await action() }
     }
 
     private func watchPolicyDirectory() async {
