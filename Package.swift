@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset", "ZonegateDocker"], path: "Tests/ZonegateTesting"),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run.
-        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
+        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter"]),
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),

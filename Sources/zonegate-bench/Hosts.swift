@@ -1,0 +1,69 @@
+import ZonegateEngine
+import ZonegatePolicy
+
+/// A generated host: `zones` zones, `rules` rules between them, containers spread over the zones
+/// round-robin, each on one bridge with its own port, listening on one service port.
+struct SyntheticHost {
+    let zones: Int
+    let rules: Int
+    let policy: Policy
+    let containerCount: Int
+
+    init(containers: Int, zones: Int, rules: Int) {
+        self.zones = zones
+        self.rules = rules
+        containerCount = containers
+        var yaml = "zones:\n"
+        for zone in 0..<zones { yaml += "  - {name: z\(zone), egress: \(zone % 2 == 0 ? "restricted" : "open")}\n" }
+        yaml += "rules:\n"
+        for rule in 0..<rules { yaml += "  - {from: z\(rule % zones), to: z\(Self.ruleDestination(rule, zones: zones)), ports: [\(Self.rulePort(rule))/tcp]}\n" }
+        policy = try! PolicyParser.parse([PolicyFile(name: "bench.yaml", text: yaml)])
+    }
+
+    static func ruleDestination(_ rule: Int, zones: Int) -> Int { (rule * 7 + 3) % zones }
+    static func rulePort(_ rule: Int) -> UInt16 { UInt16(8000 + rule % 100) }
+    func zone(ofContainer index: Int) -> Int { index % zones }
+
+    static let bridge = "br-bench"
+
+    func address(_ index: Int) -> IPAddress {
+        IPAddress(bytes: [10, UInt8(index >> 16), UInt8((index >> 8) & 255), UInt8(index & 255)])!
+    }
+
+    /// Container `index`, in zone `zone` (its round-robin zone unless given).
+    func container(_ index: Int, zone: Int? = nil) -> Container {
+        let address = address(index)
+        return Container(name: "c\(index)", labels: ["zonegate.zone": "z\(zone ?? self.zone(ofContainer: index))"],
+                         addresses: [address], ports: [ServicePort(UInt16(8000 + index % 100), .tcp)],
+                         attachments: [BridgeAttachment(bridge: Self.bridge, port: "vb\(index)", addresses: [address])])
+    }
+
+    func inventory(extra: [Container] = []) -> Inventory {
+        Inventory(containers: (0..<containerCount).map { container($0) } + extra, bridges: [Self.bridge])
+    }
+
+    func evaluator(extra: [Container] = []) -> PolicyEvaluator {
+        PolicyEvaluator(policy: policy, inventory: inventory(extra: extra))
+    }
+
+    /// The same policy as a linear rule list, as DFW or ufw-docker would generate it: one rule per
+    /// allowed (source container, destination container, port), then a drop for the rest.
+    func linearNftScript(table: String) -> (script: String, rules: Int) {
+        var members = [[Int]](repeating: [], count: zones)
+        for index in 0..<containerCount { members[zone(ofContainer: index)].append(index) }
+        var lines = ["table inet \(table) {", "\tchain forward {",
+                     "\t\ttype filter hook forward priority -10; policy accept;",
+                     "\t\tct state established,related accept"]
+        var count = 0
+        for rule in 0..<rules {
+            for source in members[rule % zones] {
+                for destination in members[Self.ruleDestination(rule, zones: zones)] where destination != source {
+                    lines.append("\t\tip saddr \(address(source)) ip daddr \(address(destination)) tcp dport \(Self.rulePort(rule)) accept")
+                    count += 1
+                }
+            }
+        }
+        lines += ["\t\tiifname \"\(Self.bridge)\" drop", "\t}", "}"]
+        return (lines.joined(separator: "\n") + "\n", count)
+    }
+}
