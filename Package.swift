@@ -58,8 +58,10 @@ let package = Package(
         // nft CLI for a stand-in of Docker's NAT, so it lives under Tests/).
         .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset", "ZonegateDocker"], path: "Tests/ZonegateTesting"),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
-        // `make bench`: ratios against baselines measured in the same run.
-        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter"]),
+        // `make bench`: ratios against baselines measured in the same run. Not product code: its
+        // baselines load rulesets with the nft CLI, so it lives under Benchmarks/.
+        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter"],
+                          path: "Benchmarks/zonegate-bench"),
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),
