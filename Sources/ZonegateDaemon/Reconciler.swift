@@ -244,7 +244,8 @@ public actor Reconciler: Service {
         let policyChanged = !work.reloadReasons.isEmpty && reloadPolicy(because: work.reloadReasons)
         let dockerChanged = !work.containers.isEmpty || work.networks || work.resync
         guard policyChanged || dockerChanged else { return }
-        await refreshAndEnforce(work, reasons: (policyChanged ? work.reloadReasons : []) + work.reasons)
+        await refreshAndEnforce(work, reasons: (policyChanged ? work.reloadReasons : []) + work.reasons,
+                                containersOnly: !policyChanged && !work.networks && !work.resync)
     }
 
     /// Reads the policy again; true when it is new and valid. An invalid one is logged with every
@@ -278,13 +279,17 @@ public actor Reconciler: Service {
         return true
     }
 
-    private func refreshAndEnforce(_ work: Mailbox.Work, reasons: [String]) async {
+    /// Reads what the work names from Docker, then enforces: the containers it names alone when
+    /// nothing else changed and they can be compiled alone, everything otherwise.
+    private func refreshAndEnforce(_ work: Mailbox.Work, reasons: [String], containersOnly: Bool) async {
+        var previousNames: [String: String] = [:]
         do {
             if work.resync {
                 try await listEverything()
             } else {
                 if work.networks { networks = try await environment.engine.networks() }
                 for id in work.containers.sorted() {
+                    previousNames[id] = containers[id]?.name
                     let inspected = try await environment.engine.inspectContainer(id: id)
                     if let inspected, inspected.running { containers[id] = inspected } else { containers[id] = nil }
                     bridgePortCache[id] = nil
@@ -298,7 +303,8 @@ public actor Reconciler: Service {
             return
         }
         do {
-            try enforce(reasons: reasons, takeOver: work.resync)
+            let enforcedAlone = containersOnly ? try enforce(changed: work.containers, previousNames: previousNames, reasons: reasons) : false
+            if !enforcedAlone { try enforce(reasons: reasons, takeOver: work.resync) }
         } catch {
             logger.error("the kernel refused the change; the previous rules stay in force, retrying", metadata: [
                 "error": "\(error)", "retry_in_ms": "\(milliseconds(timing.maximumBackoff))",
@@ -330,20 +336,72 @@ public actor Reconciler: Service {
     private func enforce(reasons: [String], takeOver: Bool) throws {
         guard let policy else { return }
         let started = ContinuousClock.now
-        let inventory = DockerInventory.build(containers: Array(containers.values), networks: networks,
-                                              managedNetworks: policy.defaults.networks, bridgePort: cachedBridgePorts())
-        let evaluator = PolicyEvaluator(policy: policy, inventory: inventory)
+        let evaluator = PolicyEvaluator(policy: policy, inventory: inventory(of: Array(containers.values), policy))
         if takeOver { environment.enforcer.resync() }
         let report = try environment.enforcer.enforce(evaluator)
         self.evaluator = evaluator
-        logClassification(evaluator)
-        guard !report.transaction.isEmpty else { return }
+        var entries: [String: ClassifiedContainer?] = Dictionary(uniqueKeysWithValues: classified.keys.map { ($0, nil) })
+        for (index, container) in evaluator.inventory.containers.enumerated() {
+            entries[container.id ?? container.name] = ClassifiedContainer(
+                name: container.name, zones: evaluator.zoneNames(ofContainer: index), addresses: container.addresses)
+        }
+        logClassification(entries)
+        logUnenforced(Set(evaluator.inventory.unenforced))
+        logApplied(report, reasons: reasons, started: started, drift: takeOver && ready && reasons.allSatisfy { $0 == "periodic resync" })
+    }
+
+    /// Containers that started, stopped or changed, compiled alone, when nothing else changed;
+    /// false when they need the full compile: one shares another's network namespace, or has an
+    /// attachment zonegate cannot enforce, or `Enforcer` says so (a new zone combination,
+    /// published ports, a new bridge). Nothing else is built: the cost follows the containers
+    /// named, not the number on the host.
+    private func enforce(changed ids: Set<String>, previousNames: [String: String], reasons: [String]) throws -> Bool {
+        guard let policy else { return false }
+        let started = ContinuousClock.now
+        let names = Set(previousNames.values).union(ids.compactMap { containers[$0]?.name })
+        guard !reportedUnenforced.contains(where: { names.contains($0.container) }) else { return false }
+        var changes: [ContainerChange] = []
+        for id in ids.sorted() {
+            let docker = containers[id].map { [$0] } ?? []
+            guard !docker.contains(where: { $0.networkMode.hasPrefix("container:") }) else { return false }
+            let built = inventory(of: docker, policy)
+            guard built.unenforced.isEmpty else { return false }
+            changes.append(ContainerChange(key: id, container: built.containers.first))
+        }
+        guard let report = try environment.enforcer.enforce(changes) else { return false }
+        evaluator = nil  // rebuilt when a denied flow needs it
+        let present = PolicyEvaluator(policy: policy, inventory: Inventory(containers: changes.compactMap(\.container)))
+        var entries: [String: ClassifiedContainer?] = [:]
+        for change in changes { entries[change.key] = .some(nil) }
+        for (index, container) in present.inventory.containers.enumerated() {
+            entries[container.id ?? container.name] = ClassifiedContainer(
+                name: container.name, zones: present.zoneNames(ofContainer: index), addresses: container.addresses)
+        }
+        logClassification(entries)
+        logApplied(report, reasons: reasons, started: started, drift: false)
+        return true
+    }
+
+    /// The inventory of these containers under the policy's managed networks.
+    private func inventory(of containers: [DockerContainer], _ policy: Policy) -> Inventory {
+        DockerInventory.build(containers: containers, networks: networks, managedNetworks: policy.defaults.networks,
+                              bridgePort: cachedBridgePorts())
+    }
+
+    /// The policy applied to the containers as they are now: built again only after a change.
+    private func currentEvaluator() -> PolicyEvaluator? {
+        if evaluator == nil, let policy { evaluator = PolicyEvaluator(policy: policy, inventory: inventory(of: Array(containers.values), policy)) }
+        return evaluator
+    }
+
+    private func logApplied(_ report: EnforcementReport, reasons: [String], started: ContinuousClock.Instant, drift: Bool) {
+        guard !report.transaction.isEmpty, let policy else { return }
         var metadata: Logger.Metadata = [
             "reason": "\(reasons.joined(separator: "; "))", "change": "\(summary(of: report.transaction))",
             "duration_ms": "\(milliseconds(ContinuousClock.now - started))", "policy": "\(policy.digest)",
         ]
         if !report.endedConnections.isEmpty { metadata["ended_connections"] = "\(report.endedConnections.count)" }
-        if takeOver && ready && reasons.allSatisfy({ $0 == "periodic resync" }) {
+        if drift {
             metadata["operations_nft"] = "\(report.transaction.description)"
             logger.warning("drift repaired: zonegate's tables differed from the policy and containers", metadata: metadata)
         } else {
@@ -380,7 +438,7 @@ public actor Reconciler: Service {
                     if let suppressed = admission.suppressedSummary {
                         logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": "\(suppressed)"])
                     }
-                    guard admission.log, let evaluator else { continue }
+                    guard admission.log, let evaluator = currentEvaluator() else { continue }
                     let event = DeniedFlowEvent.make(flow, evaluator: evaluator, hostAddresses: environment.hostAddresses())
                     logger.notice("\(event.message)", metadata: event.metadata)
                 }
@@ -404,26 +462,28 @@ public actor Reconciler: Service {
         }
     }
 
-    /// Logs each container classified, reclassified or gone, and each attachment zonegate cannot
-    /// enforce on (once).
-    private func logClassification(_ evaluator: PolicyEvaluator) {
-        var now: [String: ClassifiedContainer] = [:]
-        for (index, container) in evaluator.inventory.containers.enumerated() {
-            now[container.id ?? container.name] = ClassifiedContainer(
-                name: container.name, zones: evaluator.zoneNames(ofContainer: index), addresses: container.addresses)
-        }
-        for (id, entry) in now.sorted(by: { $0.value.name < $1.value.name }) where classified[id] != entry {
-            logger.info(classified[id] == nil ? "container classified" : "container reclassified", metadata: [
+    /// Logs each container classified, reclassified or gone (nil), by key, and records it.
+    private func logClassification(_ entries: [String: ClassifiedContainer?]) {
+        let name = { (id: String) in entries[id]??.name ?? self.classified[id]?.name ?? id }
+        for id in entries.keys.sorted(by: { name($0) < name($1) }) {
+            let before = classified[id]
+            guard let entry = entries[id]! else {
+                if let before { logger.info("container gone", metadata: ["container": "\(before.name)", "id": "\(id.prefix(12))"]) }
+                classified[id] = nil
+                continue
+            }
+            guard before != entry else { continue }
+            logger.info(before == nil ? "container classified" : "container reclassified", metadata: [
                 "container": "\(entry.name)", "id": "\(id.prefix(12))",
                 "zones": .array(entry.zones.map { .string($0) }),
                 "addresses": .array(entry.addresses.map { .string($0.description) }),
             ])
+            classified[id] = entry
         }
-        for (id, entry) in classified where now[id] == nil {
-            logger.info("container gone", metadata: ["container": "\(entry.name)", "id": "\(id.prefix(12))"])
-        }
-        classified = now
-        let unenforced = Set(evaluator.inventory.unenforced)
+    }
+
+    /// Logs each attachment zonegate cannot enforce on, once.
+    private func logUnenforced(_ unenforced: Set<UnenforcedAttachment>) {
         for attachment in unenforced.subtracting(reportedUnenforced).sorted(by: { $0.description < $1.description }) {
             logger.warning("container not enforced", metadata: [
                 "container": "\(attachment.container)", "network": "\(attachment.network)", "reason": "\(attachment.reason)",

@@ -79,25 +79,20 @@ public struct PolicyEvaluator: Sendable {
         containerOfAddress = Dictionary(inventory.containers.enumerated().flatMap { index, container in
             container.addresses.map { ($0, index) }
         }, uniquingKeysWith: { a, _ in a })
-        var blocks: [CIDRBlock] = []
-        for rule in policy.rules {
-            for case .cidr(let block) in rule.from + rule.to where !blocks.contains(block) { blocks.append(block) }
-        }
+        let blocks = Self.cidrBlocks(of: policy)
         cidrBlocks = blocks
         var identityIds: [Identity: Int] = [:]
         var identities: [Identity] = []
         var zonesOfContainer: [[Int]] = []
         var identityOfContainer: [Int] = []
         for container in inventory.containers {
-            let zones = policy.zones.indices.filter { policy.zones[$0].selector.matches(container.labels) }
-            let matched = blocks.indices.filter { index in container.addresses.contains { blocks[index].contains($0) } }
-            let identity = Identity(zones: zones, cidrBlocks: matched)
+            let identity = Self.identity(of: container, policy: policy, cidrBlocks: blocks)
             let id = identityIds[identity] ?? {
                 identities.append(identity)
                 identityIds[identity] = identities.count - 1
                 return identities.count - 1
             }()
-            zonesOfContainer.append(zones)
+            zonesOfContainer.append(identity.zones)
             identityOfContainer.append(id)
         }
         self.zonesOfContainer = zonesOfContainer
@@ -105,6 +100,22 @@ public struct PolicyEvaluator: Sendable {
         self.identities = identities
         rulesFromIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container(identity: $0)), \.from) }
         rulesToIdentity = identities.indices.map { computeRuleSet(matching: PeerClass(.container(identity: $0)), \.to) }
+    }
+
+    /// Every distinct CIDR endpoint of the policy's rules, in rule order.
+    public static func cidrBlocks(of policy: Policy) -> [CIDRBlock] {
+        var blocks: [CIDRBlock] = []
+        for rule in policy.rules {
+            for case .cidr(let block) in rule.from + rule.to where !blocks.contains(block) { blocks.append(block) }
+        }
+        return blocks
+    }
+
+    /// A container's identity: the zones its labels select and the blocks its addresses fall in.
+    /// It depends on nothing else, so one container is classified without the others.
+    public static func identity(of container: Container, policy: Policy, cidrBlocks: [CIDRBlock]) -> Identity {
+        Identity(zones: policy.zones.indices.filter { policy.zones[$0].selector.matches(container.labels) },
+                 cidrBlocks: cidrBlocks.indices.filter { index in container.addresses.contains { cidrBlocks[index].contains($0) } })
     }
 
     /// The rules one side of which (`\.from` or `\.to`) matches the peer.

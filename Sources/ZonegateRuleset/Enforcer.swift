@@ -18,14 +18,16 @@ public struct EnforcementReport: Sendable {
 
 /// Brings the kernel in line with a policy applied to an inventory: compile, diff against what
 /// the kernel holds, apply as one transaction, then end the connections the change revoked.
-/// Nothing is half-applied: a refused transaction leaves the previous state, and is thrown.
+/// Containers starting and stopping take a shorter path: compiled alone, into element additions
+/// and deletions, against what was last written. Nothing is half-applied: a refused transaction
+/// leaves the previous state, and is thrown.
 public final class Enforcer: @unchecked Sendable {
     // @unchecked: driven by one reconciler at a time.
     private let dataplane: Dataplane
     private let tracker: ConnectionTracker?
     private let hostAddresses: @Sendable () -> Set<IPAddress>
-    /// What zonegate last wrote; nil makes the next enforcement read the kernel (drift repair).
-    private var known: Ruleset?
+    /// What zonegate last wrote, in parts; nil makes the next enforcement read the kernel (drift repair).
+    private var written: CompiledRuleset?
 
     public init(dataplane: Dataplane, tracker: ConnectionTracker?, hostAddresses: @escaping @Sendable () -> Set<IPAddress>) {
         self.dataplane = dataplane
@@ -34,22 +36,16 @@ public final class Enforcer: @unchecked Sendable {
     }
 
     /// Forget what was written, so the next `enforce` compares with the kernel itself.
-    public func resync() { known = nil }
+    public func resync() { written = nil }
 
     @discardableResult
     public func enforce(_ evaluator: PolicyEvaluator) throws -> EnforcementReport {
-        let desired = RulesetCompiler.ruleset(evaluator)
-        let actual = try known ?? dataplane.readAll(name: RulesetCompiler.tableName)
+        let compiled = CompiledRuleset(evaluator)
+        let desired = compiled.ruleset
+        let actual = try written?.ruleset ?? dataplane.readAll(name: RulesetCompiler.tableName)
         let transaction = try diff(from: actual, to: desired)
-        if !transaction.isEmpty {
-            do {
-                try dataplane.apply(transaction)
-            } catch {
-                known = nil
-                throw error
-            }
-        }
-        known = desired
+        try apply(transaction)
+        written = compiled
         // After the new rules are in: a packet of a revoked flow can no longer re-create its entry.
         var ended: [TrackedConnection] = []
         if let tracker, !transaction.isEmpty {
@@ -57,5 +53,46 @@ public final class Enforcer: @unchecked Sendable {
             try tracker.end(ended)
         }
         return EnforcementReport(transaction: transaction, endedConnections: ended)
+    }
+
+    /// Containers that started, stopped or changed under the policy last enforced, compiled alone.
+    /// nil, with nothing done, when they need a full `enforce` (see `CompiledRuleset.update`) or
+    /// nothing is known to be written. Only the tracked connections of the addresses whose holder
+    /// changed are judged again.
+    public func enforce(_ changes: [ContainerChange]) throws -> EnforcementReport? {
+        guard written != nil else { return nil }
+        let update: ContainerUpdate?
+        do {
+            update = try written!.update(changes)
+        } catch {
+            written = nil
+            return nil
+        }
+        guard let update, let compiled = written else { return nil }
+        try apply(update.transaction)
+        var ended: [TrackedConnection] = []
+        if let tracker, !update.transaction.isEmpty {
+            let touching = try tracker.connections().filter {
+                update.changedAddresses.contains($0.originalSource) || update.changedAddresses.contains($0.replySource)
+            }
+            if !touching.isEmpty {
+                // The verdicts of these connections depend on their two ends only.
+                let ends = Set(touching.flatMap { [$0.originalSource, $0.replySource] })
+                let evaluator = PolicyEvaluator(policy: compiled.policy, inventory: Inventory(containers: compiled.containers(holding: ends)))
+                ended = Revocation.connectionsToEnd(touching, under: evaluator, hostAddresses: hostAddresses())
+                try tracker.end(ended)
+            }
+        }
+        return EnforcementReport(transaction: update.transaction, endedConnections: ended)
+    }
+
+    private func apply(_ transaction: Transaction) throws {
+        guard !transaction.isEmpty else { return }
+        do {
+            try dataplane.apply(transaction)
+        } catch {
+            written = nil
+            throw error
+        }
     }
 }

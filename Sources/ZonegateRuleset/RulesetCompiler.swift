@@ -46,9 +46,18 @@ public enum RulesetCompiler {
     public static let logGroup: UInt16 = 1669
 
     public static func ruleset(_ evaluator: PolicyEvaluator) -> Ruleset {
-        let bridges = Set(evaluator.inventory.bridges + evaluator.inventory.containers.flatMap { $0.attachments.map(\.bridge) }).sorted()
-        return Ruleset(tables: [inetTable(VerdictTable(evaluator), evaluator.inventory, bridges: bridges, defaults: evaluator.policy.defaults),
-                                bridgeTable(evaluator.inventory)])
+        CompiledRuleset(evaluator).ruleset
+    }
+
+    /// zonegate's tables with their chains, rules and sets, the sets holding only the elements no
+    /// single container adds (managed bridges, published ports): `CompiledRuleset` adds the rest.
+    static func skeleton(_ elements: VerdictElements, _ inventory: Inventory, defaults: Defaults) -> Ruleset {
+        Ruleset(tables: [inetTable(elements, inventory, bridges: managedBridges(inventory), defaults: defaults), bridgeTable()])
+    }
+
+    /// The bridges of the `bridges` set: the managed networks' and those containers are on.
+    static func managedBridges(_ inventory: Inventory) -> [String] {
+        Set(inventory.bridges + inventory.containers.flatMap { $0.attachments.map(\.bridge) }).sorted()
     }
 
     /// The name of the chain of a source identity.
@@ -62,42 +71,26 @@ public enum RulesetCompiler {
 
     // MARK: - inet: identities and verdicts
 
-    static func inetTable(_ table: VerdictTable, _ inventory: Inventory, bridges: [String], defaults: Defaults) -> Table {
-        let elements = VerdictElements(table)
-        let containerIdentities = table.identities.filter {
-            if case .container = $0.peer.kind { return true }
-            return false
-        }
+    static func inetTable(_ elements: VerdictElements, _ inventory: Inventory, bridges: [String], defaults: Defaults) -> Table {
         var sets = [NftSet(name: "bridges", keyType: [.ifname], elements: bridges.map { SetElement(.ifname($0)) },
                            comment: "Docker bridges zonegate manages"),
                     NftSet(name: "published", keyType: [.inetProto, .inetService], elements: VerdictElements.publishedPorts(inventory),
                            comment: "ports Docker publishes on the host: protocol . host port")]
         for family in IPFamily.allCases {
-            let addresses = table.containerAddresses.filter { $0.address.isIPv4 == (family == .v4) }
             sets += [
-                NftSet(name: family.containerSet, keyType: [family.addressField],
-                       elements: addresses.map { SetElement(KeyPart(value: $0.address.bytes), comment: $0.container) },
-                       comment: "\(family) addresses of classified containers"),
+                NftSet(name: family.containerSet, keyType: [family.addressField], comment: "\(family) addresses of classified containers"),
                 NftSet(name: "dispatch\(family.suffix)", keyType: [family.addressField], dataType: .verdict,
-                       elements: addresses.map { SetElement(KeyPart(value: $0.address.bytes), data: .verdict(.jump(chainName($0.identity))),
-                                                             comment: $0.container) },
                        comment: "container address -> the chain of its identity"),
-                verdictMap("ctr_out\(family.suffix)", [family.addressField, family.addressField], elements.containerToOutside(family),
-                           "container . outside address . protocol . port"),
-                verdictMap("out_ctr\(family.suffix)", [family.addressField, family.addressField], elements.outsideToContainer(family),
-                           "outside address . container . protocol . port"),
-                verdictMap("ctr_host\(family.suffix)", [family.addressField], elements.containerToHost(family),
-                           "container . protocol . port, towards the host"),
-                verdictMap("host_ctr\(family.suffix)", [family.addressField], elements.hostToContainer(family),
-                           "container . protocol . port, from the host"),
+                verdictMap("ctr_out\(family.suffix)", [family.addressField, family.addressField], "container . outside address . protocol . port"),
+                verdictMap("out_ctr\(family.suffix)", [family.addressField, family.addressField], "outside address . container . protocol . port"),
+                verdictMap("ctr_host\(family.suffix)", [family.addressField], "container . protocol . port, towards the host"),
+                verdictMap("host_ctr\(family.suffix)", [family.addressField], "container . protocol . port, from the host"),
                 NftSet(name: "ctr_proxy\(family.suffix)", keyType: [family.addressField, .inetProto, .inetService], dataType: .verdict,
-                       elements: elements.containerToPublished(family, inventory),
                        comment: "container . protocol . published host port -> the verdict of the flow to the container behind it"),
             ]
-            for identity in containerIdentities {
-                sets.append(verdictMap(mapName(identity.id, family), [family.addressField],
-                                       elements.containerToContainer(from: identity.id, family),
-                                       "from \(identity.summary): container . protocol . port"))
+            for identity in elements.containerIdentities {
+                sets.append(verdictMap(mapName(identity, family), [family.addressField],
+                                       "from \(elements.summary(of: identity)): container . protocol . port"))
             }
         }
         var chains = [
@@ -107,19 +100,20 @@ public enum RulesetCompiler {
             Chain(name: "deny", rules: denyRules(defaults)),
             Chain(name: "audit", rules: auditRules(defaults)),
         ]
-        for identity in containerIdentities {
-            chains.append(Chain(name: chainName(identity.id), rules: IPFamily.allCases.map { family in
+        for identity in elements.containerIdentities {
+            let summary = elements.summary(of: identity)
+            chains.append(Chain(name: chainName(identity), rules: IPFamily.allCases.map { family in
                 // ip daddr . meta l4proto . th dport vmap @to4_<id>
-                Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.destination], family) + [NftMatch.verdictLookup(mapName(identity.id, family))],
-                     comment: "step 4: flows from \(identity.summary) to containers")
+                Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.destination], family) + [NftMatch.verdictLookup(mapName(identity, family))],
+                     comment: "step 4: flows from \(summary) to containers")
             }))
         }
         return Table(family: .inet, name: tableName, chains: chains, sets: sets)
     }
 
-    private static func verdictMap(_ name: String, _ addresses: [KeyField], _ elements: [SetElement], _ what: String) -> NftSet {
+    private static func verdictMap(_ name: String, _ addresses: [KeyField], _ what: String) -> NftSet {
         NftSet(name: name, keyType: addresses + [.inetProto, .inetService], dataType: .verdict, flags: .interval,
-               elements: elements, comment: "\(what) -> allowed or audited")
+               comment: "\(what) -> allowed or audited")
     }
 
     static func forwardRules() -> [Rule] {
@@ -246,18 +240,11 @@ public enum RulesetCompiler {
     /// classified address from another port is a spoof (or a new container reusing a departed
     /// one's address before it is classified) and is dropped, ARP included; frames for a
     /// classified address reach only the port that holds it.
-    static func bridgeTable(_ inventory: Inventory) -> Table {
-        let bindings = inventory.containers.flatMap { container in
-            container.attachments.flatMap { attachment in attachment.addresses.map { (attachment.port, $0, container.name) } }
-        }
+    static func bridgeTable() -> Table {
         var sets: [NftSet] = []
         for family in IPFamily.allCases {
-            let bound = bindings.filter { $0.1.isIPv4 == (family == .v4) }
-            sets.append(NftSet(name: "addrs\(family.suffix)", keyType: [family.addressField],
-                               elements: Set(bound.map(\.1)).sorted().map { SetElement(KeyPart(value: $0.bytes)) },
-                               comment: "\(family) addresses bound to a bridge port"))
+            sets.append(NftSet(name: "addrs\(family.suffix)", keyType: [family.addressField], comment: "\(family) addresses bound to a bridge port"))
             sets.append(NftSet(name: "bound\(family.suffix)", keyType: [.ifname, family.addressField],
-                               elements: bound.map { SetElement(.ifname($0.0), KeyPart(value: $0.1.bytes), comment: $0.2) },
                                comment: "bridge port . \(family) address of each classified container"))
         }
         var ingress: [Rule] = []

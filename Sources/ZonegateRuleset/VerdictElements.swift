@@ -1,101 +1,115 @@
 import ZonegateEngine
 import ZonegatePolicy
 
-/// The verdict table laid out as the elements of zonegate's verdict maps: each entry between two
-/// identities repeated for the addresses (or outside ranges) that hold them.
-struct VerdictElements {
-    private let table: VerdictTable
+/// Where an element goes: one set of one of zonegate's two tables.
+struct SetAddress: Hashable, Sendable {
+    var family: Family
+    var set: String
+}
+
+/// The verdict table laid out as set and map elements, one container at a time: each entry
+/// between two identities repeated for the addresses (or outside ranges) that hold them. What one
+/// container adds depends on its own addresses and identity and on identity-level facts only, so
+/// the elements of a container that starts are compiled without looking at the others.
+struct VerdictElements: Sendable {
     private let entries: [Pair: [VerdictEntry]]
     private let summaries: [UInt32: String]
+    private let outsideRanges: [(low: IPAddress, high: IPAddress, identity: UInt32)]
+    /// The identities of containers, each with its chain and verdict map towards containers.
+    let containerIdentities: [UInt32]
+    /// The containers behind each published host port, by protocol and port.
+    private let backends: [(key: ProtocolPort, behind: [Backend])]
 
     private struct Pair: Hashable {
         var source: UInt32
         var destination: UInt32
     }
 
-    init(_ table: VerdictTable) {
-        self.table = table
+    private struct Backend {
+        var mapping: HostPortMapping
+        var identity: UInt32
+        var name: String
+    }
+
+    init(_ table: VerdictTable, _ inventory: Inventory) {
         entries = Dictionary(grouping: table.entries) { Pair(source: $0.source, destination: $0.destination) }
         summaries = Dictionary(uniqueKeysWithValues: table.identities.map { ($0.id, $0.summary) })
+        outsideRanges = table.outsideRanges
+        containerIdentities = table.identities.compactMap {
+            if case .container = $0.peer.kind { return $0.id }
+            return nil
+        }
+        let identityOf = Dictionary(table.containerAddresses.map { ($0.container, $0.identity) }, uniquingKeysWith: { first, _ in first })
+        backends = Dictionary(grouping: inventory.containers.flatMap { container in
+            container.published.compactMap { mapping in identityOf[container.name].map { Backend(mapping: mapping, identity: $0, name: container.name) } }
+        }, by: { ProtocolPort(proto: protocolNumber($0.mapping.port.proto), port: $0.mapping.hostPort) })
+            .sorted { ($0.key.proto, $0.key.port) < ($1.key.proto, $1.key.port) }
+            .map { (key: $0.key, behind: $0.value) }
     }
 
-    private func containers(_ family: IPFamily) -> [(address: IPAddress, identity: UInt32, container: String)] {
-        table.containerAddresses.filter { $0.address.isIPv4 == (family == .v4) }
+    /// Every element `container`, of identity `identity`, adds, by set.
+    func contribution(of container: Container, identity: UInt32) -> [SetAddress: [SetElement]] {
+        var sets: [SetAddress: [SetElement]] = [:]
+        func add(_ family: Family, _ set: String, _ elements: [SetElement]) {
+            if !elements.isEmpty { sets[SetAddress(family: family, set: set), default: []] += elements }
+        }
+        let name = container.name
+        for family in IPFamily.allCases {
+            for address in container.addresses where address.isIPv4 == (family == .v4) {
+                let key = KeyPart(value: address.bytes)
+                add(.inet, family.containerSet, [SetElement(key, comment: name)])
+                add(.inet, "dispatch\(family.suffix)",
+                    [SetElement(key, data: .verdict(.jump(RulesetCompiler.chainName(identity))), comment: name)])
+                for range in outside(family) {
+                    let outside = KeyPart(low: range.low.bytes, high: range.high.bytes)
+                    let summary = summaries[range.identity] ?? "?"
+                    add(.inet, "ctr_out\(family.suffix)", elements(Pair(source: identity, destination: range.identity), [key, outside], "\(name) -> \(summary)"))
+                    add(.inet, "out_ctr\(family.suffix)", elements(Pair(source: range.identity, destination: identity), [outside, key], "\(summary) -> \(name)"))
+                }
+                add(.inet, "ctr_host\(family.suffix)", elements(Pair(source: identity, destination: VerdictTable.hostIdentity), [key], name))
+                add(.inet, "host_ctr\(family.suffix)", elements(Pair(source: VerdictTable.hostIdentity, destination: identity), [key], name))
+                add(.inet, "ctr_proxy\(family.suffix)", toPublished(from: key, identity: identity, name))
+                for source in containerIdentities {
+                    add(.inet, RulesetCompiler.mapName(source, family), elements(Pair(source: source, destination: identity), [key], name))
+                }
+            }
+        }
+        for attachment in container.attachments {
+            for address in attachment.addresses {
+                let family: IPFamily = address.isIPv4 ? .v4 : .v6
+                add(.bridge, "addrs\(family.suffix)", [SetElement(KeyPart(value: address.bytes))])
+                add(.bridge, "bound\(family.suffix)", [SetElement(.ifname(attachment.port), KeyPart(value: address.bytes), comment: name)])
+            }
+        }
+        return sets
     }
+
+    /// What an identity stands for (`zones: web, api`), for comments.
+    func summary(of identity: UInt32) -> String { summaries[identity] ?? "?" }
 
     private func outside(_ family: IPFamily) -> [(low: IPAddress, high: IPAddress, identity: UInt32)] {
-        table.outsideRanges.filter { $0.low.isIPv4 == (family == .v4) }
-    }
-
-    /// `container . protocol . port` for flows from one identity to containers.
-    func containerToContainer(from source: UInt32, _ family: IPFamily) -> [SetElement] {
-        containers(family).flatMap { destination in
-            elements(Pair(source: source, destination: destination.identity), [KeyPart(value: destination.address.bytes)], destination.container)
-        }
-    }
-
-    /// `container . outside range . protocol . port`.
-    func containerToOutside(_ family: IPFamily) -> [SetElement] {
-        containers(family).flatMap { source in
-            outside(family).flatMap { range in
-                elements(Pair(source: source.identity, destination: range.identity),
-                         [KeyPart(value: source.address.bytes), KeyPart(low: range.low.bytes, high: range.high.bytes)],
-                         "\(source.container) -> \(summaries[range.identity] ?? "?")")
-            }
-        }
-    }
-
-    /// `outside range . container . protocol . port`.
-    func outsideToContainer(_ family: IPFamily) -> [SetElement] {
-        outside(family).flatMap { range in
-            containers(family).flatMap { destination in
-                elements(Pair(source: range.identity, destination: destination.identity),
-                         [KeyPart(low: range.low.bytes, high: range.high.bytes), KeyPart(value: destination.address.bytes)],
-                         "\(summaries[range.identity] ?? "?") -> \(destination.container)")
-            }
-        }
-    }
-
-    /// `container . protocol . port` towards the host.
-    func containerToHost(_ family: IPFamily) -> [SetElement] {
-        containers(family).flatMap { source in
-            elements(Pair(source: source.identity, destination: VerdictTable.hostIdentity), [KeyPart(value: source.address.bytes)], source.container)
-        }
-    }
-
-    /// `container . protocol . port` from the host.
-    func hostToContainer(_ family: IPFamily) -> [SetElement] {
-        containers(family).flatMap { destination in
-            elements(Pair(source: VerdictTable.hostIdentity, destination: destination.identity), [KeyPart(value: destination.address.bytes)],
-                     destination.container)
-        }
+        outsideRanges.filter { $0.low.isIPv4 == (family == .v4) }
     }
 
     /// `container . protocol . host port` for a container's connections to ports Docker publishes
     /// on the host that reach its userland proxy (NAT would have sent them on to the container):
     /// the verdict of the flow to the container behind the port. Where two containers publish one
     /// host port (on different host addresses), the stricter verdict applies.
-    func containerToPublished(_ family: IPFamily, _ inventory: Inventory) -> [SetElement] {
-        let identityOf = Dictionary(table.containerAddresses.map { ($0.container, $0.identity) }, uniquingKeysWith: { first, _ in first })
-        let backends = Dictionary(grouping: inventory.containers.flatMap { container in
-            container.published.compactMap { mapping in identityOf[container.name].map { (mapping: mapping, identity: $0, name: container.name) } }
-        }, by: { ProtocolPort(proto: protocolNumber($0.mapping.port.proto), port: $0.mapping.hostPort) })
-        return containers(family).flatMap { source in
-            backends.sorted { ($0.key.proto, $0.key.port) < ($1.key.proto, $1.key.port) }.compactMap { key, behind -> SetElement? in
-                // A container reaching itself is always allowed; otherwise the pair's entries say.
-                let found = behind.map { backend -> TableAction? in
-                    if backend.name == source.container { return .accept }
-                    return (entries[Pair(source: source.identity, destination: backend.identity)] ?? []).first {
-                        $0.protocols.contains(key.proto) && $0.ports.contains(backend.mapping.port.number)
-                    }?.action
-                }
-                guard found.allSatisfy({ $0 != nil }) else { return nil }
-                let audited = found.contains { $0 == .audit }
-                let names = behind.map { "\($0.name) \($0.mapping)" }.joined(separator: ", ")
-                return SetElement(parts: [KeyPart(value: source.address.bytes), .proto(key.proto), .port(key.port)],
-                                  data: .verdict(audited ? .jump("audit") : .accept),
-                                  comment: String("\(source.container) -> \(names) via the host".prefix(120)))
+    private func toPublished(from source: KeyPart, identity: UInt32, _ name: String) -> [SetElement] {
+        backends.compactMap { key, behind -> SetElement? in
+            // A container reaching itself is always allowed; otherwise the pair's entries say.
+            let found = behind.map { backend -> TableAction? in
+                if backend.name == name { return .accept }
+                return (entries[Pair(source: identity, destination: backend.identity)] ?? []).first {
+                    $0.protocols.contains(key.proto) && $0.ports.contains(backend.mapping.port.number)
+                }?.action
             }
+            guard found.allSatisfy({ $0 != nil }) else { return nil }
+            let audited = found.contains { $0 == .audit }
+            let names = behind.map { "\($0.name) \($0.mapping)" }.joined(separator: ", ")
+            return SetElement(parts: [source, .proto(key.proto), .port(key.port)],
+                              data: .verdict(audited ? .jump("audit") : .accept),
+                              comment: String("\(name) -> \(names) via the host".prefix(120)))
         }
     }
 
@@ -106,11 +120,6 @@ struct VerdictElements {
             .map { SetElement(.proto($0.proto), .port($0.port)) }
     }
 
-    private struct ProtocolPort: Hashable {
-        var proto: UInt8
-        var port: UInt16
-    }
-
     private func elements(_ pair: Pair, _ addresses: [KeyPart], _ who: String) -> [SetElement] {
         (entries[pair] ?? []).map { entry in
             let why = entry.rules.isEmpty ? (entry.action == .audit ? "audit" : "open") : entry.rules.joined(separator: ", ")
@@ -119,6 +128,12 @@ struct VerdictElements {
                               comment: String("\(who): \(why)".prefix(120)))
         }
     }
+}
+
+/// An IP protocol and a port.
+private struct ProtocolPort: Hashable {
+    var proto: UInt8
+    var port: UInt16
 }
 
 /// The IP protocol number of a port's protocol (ICMP has no ports, so never published).
