@@ -11,7 +11,8 @@ import ZonegatePolicy
 /// map. Flows to and from outside addresses and the host are looked up in one map each.
 /// Rules mention neither containers nor zones nor policy rules, so container starts and stops
 /// change set elements only (a container of a zone combination not seen before also adds that
-/// identity's chain). Every rule is plain nft syntax: `nft list table inet zonegate` reads back.
+/// identity's chain); `CompiledRuleset` keeps the result in parts so that they are compiled
+/// alone. Every rule is plain nft syntax: `nft list table inet zonegate` reads back.
 ///
 /// ```
 /// table inet zonegate {
