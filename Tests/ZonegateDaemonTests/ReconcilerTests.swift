@@ -149,6 +149,8 @@ final class Locked<Value: Sendable>: Sendable {
         harness.engine.start(second)
         #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, second, api])) })
         #expect(Self.isElementsOnly(harness.dataplane.transactions.last!), "\(harness.dataplane.transactions.last!)")
+        // Compiled alone: the transaction was built without the other containers' elements.
+        #expect(harness.dataplane.transactions.last!.base.table(.inet, "zonegate")?.set("ctr4")?.elements.isEmpty == true)
         let zones = harness.messages("container classified").first { $0["container"] as? String == "web2" }?["zones"] as? [String]
         #expect(zones == ["web"])
         harness.engine.stop(id: second.id)
