@@ -9,6 +9,7 @@ public struct NetfilterError: Error, Sendable, CustomStringConvertible {
         case kernelRefused
         case malformedReply
         case tooLarge
+        case unencodable
     }
 
     private let code: Code
@@ -55,6 +56,10 @@ public struct NetfilterError: Error, Sendable, CustomStringConvertible {
         Self(.tooLarge, function: what, errno: EMSGSIZE, file: file, line: line)
     }
 
+    static func unencodable(_ what: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.unencodable, function: what, errno: EINVAL, file: file, line: line)
+    }
+
     /// True when the kernel refused a batch (the whole batch was aborted).
     public var isKernelRefusal: Bool { code == .kernelRefused }
 
@@ -70,6 +75,8 @@ public struct NetfilterError: Error, Sendable, CustomStringConvertible {
             return "\(function) could not decode the kernel's reply at \(file):\(line)"
         case .tooLarge:
             return "\(function) does not fit in one netlink message"
+        case .unencodable:
+            return "\(function) cannot be written: zonegate only reads it back"
         }
     }
 }

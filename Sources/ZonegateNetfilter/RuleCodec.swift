@@ -104,6 +104,8 @@ enum RuleCodec {
             let (type, code) = rejectFields(reject)
             nftnl_expr_set_u32(e, attr(NFTNL_EXPR_REJECT_TYPE), type)
             nftnl_expr_set_u8(e, attr(NFTNL_EXPR_REJECT_CODE), code)
+        case .foreign(let name):
+            throw .unencodable("expression \(name)")
         }
     }
 
@@ -127,7 +129,11 @@ enum RuleCodec {
         defer { nftnl_expr_iter_destroy(iterator) }
         var expressions: [Expression] = []
         while let expression = nftnl_expr_iter_next(iterator) {
-            expressions.append(try decodeExpression(expression))
+            do {
+                expressions.append(try decodeExpression(expression))
+            } catch {
+                expressions.append(.foreign(nftnl_expr_get_str(expression, attr(NFTNL_EXPR_NAME)).map { String(cString: $0) } ?? "?"))
+            }
         }
         let comment = SetCodec.bytes(nftnl_rule_get_data, rule, attr(NFTNL_RULE_USERDATA)).flatMap {
             UserData.string(of: UserData.commentType, in: $0)
@@ -224,6 +230,7 @@ extension Expression {
         case .log: "log"
         case .limit: "limit"
         case .reject: "reject"
+        case .foreign(let name): name
         }
     }
 }

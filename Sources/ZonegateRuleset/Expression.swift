@@ -89,6 +89,9 @@ public enum Expression: Sendable, Hashable, Codable {
     case limit(rate: UInt64, unit: LimitUnit, burst: UInt32, over: Bool)
     /// `reject`.
     case reject(Reject)
+    /// An expression zonegate never writes, read back from a table someone else loaded (`nft -f`
+    /// writes `byteorder`, for one): it never equals a compiled rule, so its chain is rewritten.
+    case foreign(String)
 }
 
 /// `NFT_PAYLOAD_*_HEADER`.

@@ -66,6 +66,9 @@ struct RuleRenderer {
             // `counter`.
             case .counter:
                 statements.append("counter")
+            // Not zonegate's: named, so that a drift report shows what was there.
+            case .foreign(let name):
+                statements.append("<\(name)>")
             // `log prefix "p" group 1` or `log prefix "p" level warn`.
             case .log(let prefix, let group, let level):
                 var text = "log"

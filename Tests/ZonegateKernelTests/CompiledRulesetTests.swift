@@ -61,6 +61,25 @@ struct CompiledRulesetTests {
         try NetnsCommand.check(["unshare", "-n", "nft", "-c", "-f", file.path])
     }
 
+    /// A table reloaded from its own listing (a ruleset saved with `nft list ruleset` and restored at
+    /// boot) holds expressions nft writes and zonegate does not (`byteorder`): it still reads back,
+    /// and one enforcement brings it back to what zonegate compiles.
+    @Test func aTableReloadedByNftIsTakenOver() throws {
+        try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(inventory)))
+        let inet = try NetnsCommand.check(["nft", "list", "table", "inet", "zonegate"])
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-reload-\(getpid()).nft")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try inet.write(to: file, atomically: true, encoding: .utf8)
+        try NetnsCommand.check(["nft", "delete", "table", "inet", "zonegate"])
+        try NetnsCommand.check(["nft", "-f", file.path])
+        let reloaded = try dataplane.readAll(name: "zonegate")
+        #expect(reloaded != compiled(inventory), "nft's encoding differs from zonegate's")
+        let enforcer = Enforcer(dataplane: dataplane, tracker: nil, hostAddresses: { [] })
+        let repair = try enforcer.enforce(PolicyEvaluator(policy: policy, inventory: inventory))
+        #expect(!repair.transaction.isEmpty)
+        #expect(try dataplane.readAll(name: "zonegate") == compiled(inventory))
+    }
+
     @Test func containerStartAndStopChangeElementsOnly() throws {
         try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: compiled(inventory)))
         var grown = inventory
