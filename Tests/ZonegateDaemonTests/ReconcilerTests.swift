@@ -102,7 +102,7 @@ final class Locked<Value: Sendable>: Sendable {
     }
 
     /// Polls `condition` for at most `timeout`.
-    static func eventually(_ timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
+    static func eventually(_ timeout: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
             guard ContinuousClock.now < deadline else { return false }
