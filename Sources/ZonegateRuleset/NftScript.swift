@@ -89,7 +89,7 @@ enum NftValue {
         return lines
     }
 
-    /// `key [: data] [comment "..."]`, with ranges as prefixes or `a-b`.
+    /// `key [comment "..."] [: data]`, with ranges as prefixes or `a-b`.
     static func element(_ element: SetElement, of set: NftSet) -> String {
         var offset = 0
         let parts = set.keyType.map { field -> String in
@@ -104,13 +104,14 @@ enum NftValue {
             return "\(value(low, as: field))-\(value(high, as: field))"
         }
         var text = parts.joined(separator: " . ")
+        // Before the data, where nft reads it (`10.0.0.1 comment "web" : accept`).
+        if let comment = element.comment { text += " comment \(quoted(comment))" }
         switch element.data {
         case .verdict(let verdict)?: text += " : \(verdict)"
         case .value(let bytes)?:
             if case .value(let field) = set.dataType { text += " : \(value(bytes, as: field))" }
         case nil: break
         }
-        if let comment = element.comment { text += " comment \(quoted(comment))" }
         return text
     }
 

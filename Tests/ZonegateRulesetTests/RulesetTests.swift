@@ -144,6 +144,15 @@ import ZonegateTesting
             #expect(lines.contains(expected), "missing: \(expected)\n\(table.nftScript)")
         }
     }
+
+    /// nft reads an element's comment before its data only.
+    @Test func anElementCommentComesBeforeItsVerdict() {
+        let table = Table(family: .inet, name: "t", chains: [Chain(name: "zone_a")], sets: [
+            NftSet(name: "m", keyType: [.ifname], dataType: .verdict,
+                   elements: [SetElement(.ifname("veth2"), data: .verdict(.jump("zone_a")), comment: "web-1")]),
+        ])
+        #expect(table.nftScript.contains("elements = { \"veth2\" comment \"web-1\" : jump zone_a }"), "\(table.nftScript)")
+    }
 }
 
 @Suite struct FakeDataplaneTests {
