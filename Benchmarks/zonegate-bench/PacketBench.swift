@@ -46,6 +46,8 @@ struct PacketBench {
         var crr: [Double] = []
     }
 
+    /// Builds the host, measures every configuration, removes everything it made: two rows per
+    /// configuration (RR and CRR), each against no filter table.
     func run() throws -> [Result] {
         let docker = try FakeDockerHost(networks: [Self.network])
         defer {
@@ -148,6 +150,7 @@ struct PacketBench {
         return Placement(host: host, port: pair.port, position: "rule \(index + 1) of \(pairs.count)")
     }
 
+    /// The echo server in the server's namespace, once it listens on every port.
     func startEchoServer(in server: FakeContainer, ports: [UInt16]) throws -> ProbeProcess {
         let lifetime = 900
         let process = try ProbeProcess(Self.realTime + [try Self.executable(), "--echo-server", String(lifetime)] + ports.map(String.init),
