@@ -41,7 +41,8 @@ clean:
 	rm -rf .build
 
 # Benchmarks (release build, root): a table on stdout and bench-results.json. The kernel
-# benchmarks load rulesets, so they run in a private network namespace: the host's stays untouched.
+# benchmarks load rulesets and make namespaces for containers, so they run in private network and
+# mount namespaces: the host's ruleset, links and /run/netns stay untouched.
 bench: deps
 	$(SWIFT) build -c release --product zonegate-bench
-	ZONEGATE_BENCH_NETNS=1 unshare --net -- .build/release/zonegate-bench bench-results.json
+	ZONEGATE_BENCH_NETNS=1 unshare --net --mount --propagation private -- .build/release/zonegate-bench bench-results.json

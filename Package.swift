@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run. Not product code: its
         // baselines load rulesets with the nft CLI, so it lives under Benchmarks/.
-        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter"],
+        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateTesting"],
                           path: "Benchmarks/zonegate-bench"),
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),

@@ -8,11 +8,14 @@ struct SyntheticHost {
     let rules: Int
     let policy: Policy
     let containerCount: Int
+    /// Real containers standing in for generated ones, by index: the packet benchmark's namespaces.
+    let standIns: [Int: Container]
 
-    init(containers: Int, zones: Int, rules: Int) {
+    init(containers: Int, zones: Int, rules: Int, standIns: [Int: Container] = [:]) {
         self.zones = zones
         self.rules = rules
         containerCount = containers
+        self.standIns = standIns
         var yaml = "zones:\n"
         for zone in 0..<zones { yaml += "  - {name: z\(zone), egress: \(zone % 2 == 0 ? "restricted" : "open")}\n" }
         yaml += "rules:\n"
@@ -39,31 +42,52 @@ struct SyntheticHost {
     }
 
     func inventory(extra: [Container] = []) -> Inventory {
-        Inventory(containers: (0..<containerCount).map { container($0) } + extra, bridges: [Self.bridge])
+        Inventory(containers: (0..<containerCount).map { standIns[$0] ?? container($0) } + extra, bridges: [Self.bridge])
     }
 
     func evaluator(extra: [Container] = []) -> PolicyEvaluator {
         PolicyEvaluator(policy: policy, inventory: inventory(extra: extra))
     }
 
-    /// The same policy as a linear rule list, as DFW or ufw-docker would generate it: one rule per
-    /// allowed (source container, destination container, port), then a drop for the rest.
-    func linearNftScript(table: String) -> (script: String, rules: Int) {
+    /// The pairs of the linear form, in its order, as DFW or ufw-docker would generate them: one per
+    /// allowed (source container, destination container, port), by container index.
+    func linearPairs() -> [(source: Int, destination: Int, port: UInt16)] {
         var members = [[Int]](repeating: [], count: zones)
         for index in 0..<containerCount { members[zone(ofContainer: index)].append(index) }
-        var lines = ["table inet \(table) {", "\tchain forward {",
-                     "\t\ttype filter hook forward priority -10; policy accept;",
-                     "\t\tct state established,related accept"]
-        var count = 0
+        var pairs: [(source: Int, destination: Int, port: UInt16)] = []
         for rule in 0..<rules {
             for source in members[rule % zones] {
                 for destination in members[Self.ruleDestination(rule, zones: zones)] where destination != source {
-                    lines.append("\t\tip saddr \(address(source)) ip daddr \(address(destination)) tcp dport \(Self.rulePort(rule)) accept")
-                    count += 1
+                    pairs.append((source, destination, Self.rulePort(rule)))
                 }
             }
         }
+        return pairs
+    }
+
+    /// The IPv4 address the linear form uses for container `index` (a stand-in's own).
+    func linearAddress(_ index: Int) -> IPAddress {
+        standIns[index]?.addresses.first(where: \.isIPv4) ?? address(index)
+    }
+
+    /// The same policy as a linear rule list: the linear pairs, then a drop for the rest.
+    func linearNftScript(table: String) -> (script: String, rules: Int) {
+        let pairs = linearPairs()
+        var lines = ["table inet \(table) {", "\tchain forward {",
+                     "\t\ttype filter hook forward priority -10; policy accept;",
+                     "\t\tct state established,related accept"]
+        lines += pairs.map { "\t\tip saddr \(linearAddress($0.source)) ip daddr \(linearAddress($0.destination)) tcp dport \($0.port) accept" }
         lines += ["\t\tiifname \"\(Self.bridge)\" drop", "\t}", "}"]
-        return (lines.joined(separator: "\n") + "\n", count)
+        return (lines.joined(separator: "\n") + "\n", pairs.count)
+    }
+
+    /// The linear form as an `iptables-restore` file: a chain of its own jumped to from FORWARD.
+    func linearIptablesScript(chain: String) -> (script: String, rules: Int) {
+        let pairs = linearPairs()
+        var lines = ["*filter", ":FORWARD ACCEPT [0:0]", ":\(chain) - [0:0]", "-A FORWARD -j \(chain)",
+                     "-A \(chain) -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
+        lines += pairs.map { "-A \(chain) -s \(linearAddress($0.source)) -d \(linearAddress($0.destination)) -p tcp --dport \($0.port) -j ACCEPT" }
+        lines += ["-A \(chain) -i \(Self.bridge) -j DROP", "COMMIT"]
+        return (lines.joined(separator: "\n") + "\n", pairs.count)
     }
 }

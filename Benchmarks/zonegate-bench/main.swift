@@ -5,7 +5,11 @@ import ZonegatePolicy
 
 // `make bench`: each figure is a ratio against a baseline measured in the same run, reported as
 // median and p99 over repetitions, printed as a table and written as JSON. The kernel benchmarks
-// run only when ZONEGATE_BENCH_NETNS=1 says this process is in a private network namespace.
+// run only when ZONEGATE_BENCH_NETNS=1 says this process is in a private network namespace (and a
+// private mount namespace: the packet benchmark's containers are `ip netns add` namespaces).
+// `--echo-server` / `--echo-client` are the packet benchmark's two ends, run inside its containers.
+
+EchoEnds.runIfAsked(CommandLine.arguments)
 
 if CommandLine.arguments.dropFirst().first == "--resident", let size = Int(CommandLine.arguments.last!) {
     let dataplane = try NetlinkDataplane()
@@ -45,7 +49,7 @@ if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
     // The kernel benchmarks create and delete tables: never in the host's own namespace.
     let namespace = { (pid: String) in try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net") }
     guard let own = namespace("self"), own != namespace("1") else {
-        throw BenchError(description: "ZONEGATE_BENCH_NETNS=1 but this is the host's network namespace: run `make bench` (unshare -n)")
+        throw BenchError(description: "ZONEGATE_BENCH_NETNS=1 but this is the host's network namespace: run `make bench` (unshare --net --mount)")
     }
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-bench-\(getpid())")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -54,6 +58,10 @@ if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
 
     // Full resync: 1,000 containers over 50 zones, 50 allowed zone tuples.
     results += try kernel.fullResync(SyntheticHost(containers: 1_000, zones: 50, rules: 50), repetitions: 15)
+    results += try kernel.iptablesResync(SyntheticHost(containers: 1_000, zones: 50, rules: 50), repetitions: 15)
+
+    // Per-packet cost: round trips between two containers among 1,000, under each ruleset.
+    results += try PacketBench(kernel: kernel).run()
 
     // Incremental locality: one container start at 10, 1,000 and 10,000 containers.
     var starts: [Int: KernelBench.Start] = [:]
@@ -86,7 +94,7 @@ if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
     }
     notes.append("VmRSS rows: a process holding an Enforcer and its last ruleset, not the daemon (no Docker client, no reconciler)")
 } else {
-    notes.append("kernel benchmarks skipped: run `make bench` (root, private network namespace via unshare -n)")
+    notes.append("kernel benchmarks skipped: run `make bench` (root, private network and mount namespaces via unshare)")
 }
 
 printTable(results)

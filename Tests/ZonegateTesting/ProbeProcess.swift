@@ -3,13 +3,13 @@ import Foundation
 /// A child process that runs beside the test (a server, a long-lived client) and whose
 /// output lines are collected as they arrive. It is bounded twice: by `timeout` and by
 /// the script's own deadline.
-final class ProbeProcess: @unchecked Sendable {
+public final class ProbeProcess: @unchecked Sendable {
     private let child: ChildProcess
     private let collector: PipeCollector
     private let sink = LineSink()
 
     /// Starts `command` in `location`; it is killed after `lifetime` whatever happens.
-    init(_ command: [String], in location: NetnsLocation, lifetime: Duration) throws {
+    public init(_ command: [String], in location: NetnsLocation, lifetime: Duration) throws {
         let output = try ChildProcess.pipe()
         let input = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer {
@@ -30,12 +30,12 @@ final class ProbeProcess: @unchecked Sendable {
     }
 
     /// Output lines so far (stdout and stderr interleaved).
-    var outputLines: [String] { sink.lines }
+    public var outputLines: [String] { sink.lines }
 
     var isRunning: Bool { child.exitStatus() == nil }
 
     /// Polls (every 10 ms, at most `timeout`) until a line satisfies `predicate`.
-    func waitForLine(timeout: Duration, where predicate: (String) -> Bool) -> Bool {
+    public func waitForLine(timeout: Duration, where predicate: (String) -> Bool) -> Bool {
         poll(timeout: timeout) { self.outputLines.contains(where: predicate) }
     }
 
@@ -49,7 +49,7 @@ final class ProbeProcess: @unchecked Sendable {
 
     /// Stops the process: SIGTERM (which `timeout` forwards to the command), then SIGKILL
     /// after a second.
-    func stop() {
+    public func stop() {
         guard isRunning else { return }
         child.send(SIGTERM)
         if !waitForExit(timeout: .seconds(1)) {
@@ -59,7 +59,7 @@ final class ProbeProcess: @unchecked Sendable {
     }
 
     /// The last lines of output, for failure messages.
-    var outputTail: String { outputLines.suffix(5).joined(separator: "\n") }
+    public var outputTail: String { outputLines.suffix(5).joined(separator: "\n") }
 
     deinit { stop() }
 }
