@@ -107,11 +107,11 @@ enum NftMatch {
         .lookup(set: map, sreg: .reg32(0), dreg: .verdict, invert: false)
     }
 
-    /// `iifname . ip saddr != @set` (or `oifname . ip daddr`): the 16-byte name fills four registers.
-    static func portBinding(_ family: IPFamily, _ side: Side, notIn set: String) -> [Expression] {
+    /// `iifname . ip saddr @set` (or `oifname . ip daddr`): the 16-byte name fills four registers.
+    static func portBinding(_ family: IPFamily, _ side: Side, in set: String) -> [Expression] {
         [.meta(key: side == .source ? .iifname : .oifname, dreg: .reg32(0)),
          loadAddress(family, side, into: .reg32(4)),
-         .lookup(set: set, sreg: .reg32(0), dreg: nil, invert: true)]
+         .lookup(set: set, sreg: .reg32(0), dreg: nil, invert: false)]
     }
 
     /// `arp saddr ip @set`.

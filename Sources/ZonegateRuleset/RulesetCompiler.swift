@@ -35,7 +35,7 @@ import ZonegatePolicy
 /// table bridge zonegate {                                                   # step 3
 ///   set bound4 { type ifname . ipv4_addr }
 ///   chain prerouting { type filter hook prerouting priority -300;
-///     ip saddr @addrs4 iifname . ip saddr != @bound4 drop }
+///     iifname . ip saddr @bound4 accept; ip saddr @addrs4 drop }
 /// }
 /// ```
 public enum RulesetCompiler {
@@ -248,26 +248,32 @@ public enum RulesetCompiler {
             sets.append(NftSet(name: "bound\(family.suffix)", keyType: [.ifname, family.addressField],
                                comment: "bridge port . \(family) address of each classified container"))
         }
-        var ingress: [Rule] = []
-        var egress: [Rule] = []
-        for family in IPFamily.allCases {
-            // meta protocol ip ip saddr @addrs4 iifname . ip saddr != @bound4 drop
-            ingress.append(Rule(NftMatch.etherType(family) + NftMatch.address(family, .source, in: "addrs\(family.suffix)")
-                                    + NftMatch.portBinding(family, .source, notIn: "bound\(family.suffix)") + [.counter, .verdict(.drop)],
-                                comment: "step 3: a classified \(family) address sent from a port that does not hold it"))
-            // meta protocol ip ip daddr @addrs4 oifname . ip daddr != @bound4 drop
-            egress.append(Rule(NftMatch.etherType(family) + NftMatch.address(family, .destination, in: "addrs\(family.suffix)")
-                                   + NftMatch.portBinding(family, .destination, notIn: "bound\(family.suffix)") + [.counter, .verdict(.drop)],
-                               comment: "a classified \(family) address is only delivered to the port that holds it"))
-        }
+        // Neighbour advertisements and ARP first: a frame from the port that holds its source
+        // address is accepted below, and their claims are in their payload.
         // meta protocol ip6 icmpv6 type nd-neighbor-advert icmpv6 target @addrs6 iifname . icmpv6 target != @bound6 drop
-        ingress.append(Rule(NftMatch.etherType(.v6) + NftMatch.neighbourAdvertisement + NftMatch.advertisedTarget(in: "addrs6")
+        var ingress = [Rule(NftMatch.etherType(.v6) + NftMatch.neighbourAdvertisement + NftMatch.advertisedTarget(in: "addrs6")
                                 + NftMatch.advertisedTargetBinding(notIn: "bound6") + [.counter, .verdict(.drop)],
-                            comment: "step 3: IPv6 neighbour advertisement claiming a classified address from a port that does not hold it"))
+                            comment: "step 3: IPv6 neighbour advertisement claiming a classified address from a port that does not hold it")]
         // meta protocol arp arp saddr ip @addrs4 iifname . arp saddr ip != @bound4 drop
         ingress.append(Rule(NftMatch.etherTypeARP + NftMatch.arpSenderAddress(in: "addrs4")
                                 + NftMatch.arpBinding(notIn: "bound4") + [.counter, .verdict(.drop)],
                             comment: "step 3: ARP claiming a classified address from a port that does not hold it"))
+        var egress: [Rule] = []
+        // A container's own frames pass on one lookup; only the rest look up the address alone.
+        for family in IPFamily.allCases {
+            // meta protocol ip iifname . ip saddr @bound4 accept
+            ingress.append(Rule(NftMatch.etherType(family) + NftMatch.portBinding(family, .source, in: "bound\(family.suffix)") + [.verdict(.accept)],
+                                comment: "step 3: a classified \(family) address from the port that holds it"))
+            // meta protocol ip ip saddr @addrs4 drop
+            ingress.append(Rule(NftMatch.etherType(family) + NftMatch.address(family, .source, in: "addrs\(family.suffix)") + [.counter, .verdict(.drop)],
+                                comment: "step 3: a classified \(family) address sent from a port that does not hold it"))
+            // meta protocol ip oifname . ip daddr @bound4 accept
+            egress.append(Rule(NftMatch.etherType(family) + NftMatch.portBinding(family, .destination, in: "bound\(family.suffix)") + [.verdict(.accept)],
+                               comment: "a classified \(family) address delivered to the port that holds it"))
+            // meta protocol ip ip daddr @addrs4 drop
+            egress.append(Rule(NftMatch.etherType(family) + NftMatch.address(family, .destination, in: "addrs\(family.suffix)") + [.counter, .verdict(.drop)],
+                               comment: "a classified \(family) address is only delivered to the port that holds it"))
+        }
         return Table(family: .bridge, name: tableName, chains: [
             Chain(name: "prerouting", hook: BaseChainHook(hook: .prerouting, priority: -300), rules: ingress),
             Chain(name: "postrouting", hook: BaseChainHook(hook: .postrouting, priority: 300), rules: egress),

@@ -179,7 +179,7 @@ import ZonegateTesting
         let bound4 = bridge.set("bound4")!.elements.map(\.comment)
         #expect(Set(bound4.compactMap { $0 }) == ["w", "a", "c", "u"])
         #expect(bridge.set("bound6")!.elements.count == 2)
-        #expect(bridge.chain("prerouting")!.rules.count == 4, "IPv4, IPv6, neighbour advertisements and ARP")
+        #expect(bridge.chain("prerouting")!.rules.count == 6, "neighbour advertisements, ARP, then for IPv4 and IPv6 the port's own addresses and the rest")
     }
 
     @Test func rejectAndLoggingFollowDefaults() throws {
