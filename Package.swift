@@ -60,8 +60,12 @@ let package = Package(
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run. Not product code: its
         // baselines load rulesets with the nft CLI, so it lives under Benchmarks/.
-        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter"],
-                          path: "Benchmarks/zonegate-bench"),
+        .executableTarget(name: "zonegate-bench", dependencies: [
+            "ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateDocker", "ZonegateDaemon",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ], path: "Benchmarks/zonegate-bench"),
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),

@@ -7,6 +7,8 @@ struct SyntheticHost {
     let zones: Int
     let rules: Int
     let policy: Policy
+    /// The policy as a file, for a daemon to read from its policy directory.
+    let policyYAML: String
     let containerCount: Int
 
     init(containers: Int, zones: Int, rules: Int) {
@@ -17,6 +19,7 @@ struct SyntheticHost {
         for zone in 0..<zones { yaml += "  - {name: z\(zone), egress: \(zone % 2 == 0 ? "restricted" : "open")}\n" }
         yaml += "rules:\n"
         for rule in 0..<rules { yaml += "  - {from: z\(rule % zones), to: z\(Self.ruleDestination(rule, zones: zones)), ports: [\(Self.rulePort(rule))/tcp]}\n" }
+        policyYAML = yaml
         policy = try! PolicyParser.parse([PolicyFile(name: "bench.yaml", text: yaml)])
     }
 
