@@ -41,7 +41,10 @@ clean:
 	rm -rf .build
 
 # Benchmarks (release build, root): a table on stdout and bench-results.json. The kernel
-# benchmarks load rulesets, so they run in a private network namespace: the host's stays untouched.
+# benchmarks load rulesets, so they run in a private network namespace: the host's stays untouched;
+# the zero-exposure one starts a private dockerd and the zonegate binary (debug, as the end-to-end
+# tests), so a private mount namespace too.
 bench: deps
+	$(SWIFT) build --product zonegate
 	$(SWIFT) build -c release --product zonegate-bench
-	ZONEGATE_BENCH_NETNS=1 unshare --net -- .build/release/zonegate-bench bench-results.json
+	ZONEGATE_BENCH_NETNS=1 unshare --net --mount --propagation private -- .build/release/zonegate-bench bench-results.json

@@ -8,13 +8,13 @@ import ZonegateNetfilter
 import ZonegatePolicy
 import ZonegateRuleset
 
-/// `zonegate-bench --daemon <docker socket> <policy directory>`: the daemon as `zonegate run`
-/// assembles it (the real Reconciler, Docker client, netlink dataplane and conntrack, default
-/// timing) except for the bridge ports: the simulated containers have no veth, so each port is
+/// `zonegate-bench --daemon <docker socket> <policy directory> <resync seconds>`: the daemon as
+/// `zonegate run` assembles it (the real Reconciler, Docker client, netlink dataplane and
+/// conntrack, default timing but the resync interval) except for the bridge ports: the simulated containers have no veth, so each port is
 /// named after the container's id. It logs JSON lines on standard output, each prefixed with the
 /// CLOCK_MONOTONIC nanoseconds at which it was written.
 enum BenchDaemon {
-    static func run(socket: String, policyDirectory: String) async throws {
+    static func run(socket: String, policyDirectory: String, resyncSeconds: Int) async throws {
         LoggingSystem.bootstrap { _ in
             LineLogHandler(format: .json) { line in
                 let stamped = Array("\(monotonicNanoseconds()) \(line)".utf8)
@@ -29,7 +29,7 @@ enum BenchDaemon {
             loadPolicy: { try PolicyDirectory.load(policyDirectory) },
             policyFingerprint: { PolicyDirectory.fingerprint(policyDirectory) },
             bridgePorts: { { container, _, _ in "vb" + container.id.prefix(12) } })
-        let reconciler = Reconciler(environment: environment, logger: logger)
+        let reconciler = Reconciler(environment: environment, timing: ReconcilerTiming(resyncInterval: .seconds(resyncSeconds)), logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: reconciler, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm], logger: logger))
@@ -47,15 +47,19 @@ final class DaemonUnderTest: @unchecked Sendable {
     private var appliedStamps: [String: [UInt64]] = [:]
     private var ready = false
     private var exited = false
-    /// Warnings and errors logged after "ready": a broken event stream, a retry, drift, an
-    /// unenforced container; each of the first three forces a full resync.
+    /// Stamps of "drift repaired": a periodic resync's transaction, which also enforces the
+    /// events that came before its listing (their own pass then changes nothing, logs nothing).
+    private var driftStamps: [UInt64] = []
+    /// Warnings and errors logged after "ready", drift repairs aside.
     private var troubles: [String] = []
+    /// The child's last lines, for the message of a failure.
+    private var lastLines: [String] = []
 
-    init(socket: String, policyDirectory: String) throws {
+    init(socket: String, policyDirectory: String, resyncSeconds: Int) throws {
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw BenchError(description: "pipe: \(String(cString: strerror(errno)))") }
         let (reading, writing) = (pipeEnds[0], pipeEnds[1])
-        pid = try spawn(CommandLine.arguments[0], ["--daemon", socket, policyDirectory]) { actions in
+        pid = try spawn(CommandLine.arguments[0], ["--daemon", socket, policyDirectory, String(resyncSeconds)]) { actions in
             posix_spawn_file_actions_adddup2(&actions, writing, 1)
             posix_spawn_file_actions_addclose(&actions, reading)
         }
@@ -78,12 +82,17 @@ final class DaemonUnderTest: @unchecked Sendable {
         return found!
     }
 
-    /// As `appliedStamp`, without waiting.
-    func appliedStampIfAny(_ reason: String, after stamp: UInt64) -> UInt64? {
-        condition.withLock { appliedStamps[reason]?.first { $0 >= stamp } }
+    /// After the fact, the stamp of the transaction that enforced an event of `stamp`: the first
+    /// applied line naming it within `window`, else the first drift repair within it.
+    func acknowledgement(_ reason: String, after stamp: UInt64, window: UInt64 = 10_000_000_000) -> UInt64? {
+        condition.withLock {
+            let inWindow = { (ack: UInt64) in ack >= stamp && ack - stamp <= window }
+            return appliedStamps[reason]?.first(where: inWindow) ?? driftStamps.first(where: inWindow)
+        }
     }
 
     var troublesSinceReady: [String] { condition.withLock { troubles } }
+    var driftRepairs: Int { condition.withLock { driftStamps.count } }
 
     /// The child's VmRSS now, in bytes.
     var currentResidentBytes: Double { residentBytes(of: "\(pid)") }
@@ -99,8 +108,10 @@ final class DaemonUnderTest: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while !done() {
-            guard !exited else { throw BenchError(description: "the daemon child exited before \(what)") }
-            guard condition.wait(until: deadline) else { throw BenchError(description: "no \(what) from the daemon child within \(timeout) s") }
+            guard !exited else { throw BenchError(description: "the daemon child exited before \(what):\n\(lastLines.joined(separator: "\n"))") }
+            guard condition.wait(until: deadline) else {
+                throw BenchError(description: "no \(what) from the daemon child within \(timeout) s; its last lines:\n\(lastLines.joined(separator: "\n"))")
+            }
         }
     }
 
@@ -123,8 +134,10 @@ final class DaemonUnderTest: @unchecked Sendable {
     /// Parses only the lines that matter: one "container classified" line per container would
     /// otherwise cost more than the daemon spends writing them.
     private func record(_ line: String) {
+        condition.withLock { lastLines = lastLines.suffix(9) + [line] }
         guard let space = line.firstIndex(of: " "), let stamp = UInt64(line[..<space]) else { return }
         let isApplied = line.contains(#""message":"applied""#), isReady = line.contains(#""message":"ready""#)
+        let isDrift = line.contains(#""message":"drift repaired"#)
         let isTrouble = line.contains(#""level":"warning""#) || line.contains(#""level":"error""#)
         guard isApplied || isReady || isTrouble,
               let object = try? JSONSerialization.jsonObject(with: Data(line[line.index(after: space)...].utf8)) as? [String: Any] else { return }
@@ -133,7 +146,7 @@ final class DaemonUnderTest: @unchecked Sendable {
             if isApplied, let reasons = object["reason"] as? String {
                 for reason in reasons.components(separatedBy: "; ") { appliedStamps[reason, default: []].append(stamp) }
             }
-            if isTrouble && ready { troubles.append(object["message"] as? String ?? line) }
+            if isDrift { driftStamps.append(stamp) } else if isTrouble && ready { troubles.append(object["message"] as? String ?? line) }
             condition.broadcast()
         }
     }
@@ -142,7 +155,7 @@ final class DaemonUnderTest: @unchecked Sendable {
 /// A simulated Docker engine with `host`'s containers and a daemon child reading it, both
 /// stopped at the end of `body`, and zonegate's tables removed; the policy is written to a
 /// directory of `scratch`.
-func withSimulatedHost<T>(_ host: SyntheticHost, kernel: KernelBench, _ body: (SimulatedDocker, DaemonUnderTest) throws -> T) throws -> T {
+func withSimulatedHost<T>(_ host: SyntheticHost, kernel: KernelBench, resyncSeconds: Int, _ body: (SimulatedDocker, DaemonUnderTest) throws -> T) throws -> T {
     let directory = kernel.scratch.appendingPathComponent("daemon-\(host.containerCount)")
     let policies = directory.appendingPathComponent("policies")
     try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
@@ -150,7 +163,7 @@ func withSimulatedHost<T>(_ host: SyntheticHost, kernel: KernelBench, _ body: (S
     try host.policyYAML.write(to: policies.appendingPathComponent("bench.yaml"), atomically: true, encoding: .utf8)
     let docker = try SimulatedDocker(host, directory: directory)
     defer { docker.shutdownServer() }
-    let daemon = try DaemonUnderTest(socket: docker.socketPath, policyDirectory: policies.path)
+    let daemon = try DaemonUnderTest(socket: docker.socketPath, policyDirectory: policies.path, resyncSeconds: resyncSeconds)
     defer {
         daemon.stop()
         try? kernel.clearZonegate()

@@ -6,21 +6,23 @@ import ZonegatePolicy
 // `make bench`: each figure is a ratio against a baseline measured in the same run, reported as
 // median and p99 over repetitions, printed as a table and written as JSON. The kernel benchmarks
 // run only when ZONEGATE_BENCH_NETNS=1 says this process is in a private network namespace.
-// ZONEGATE_BENCH_ONLY=daemon runs only the daemon benchmarks (DaemonBench.swift).
-// `--daemon <docker socket> <policy directory>` is the daemon child those benchmarks start.
+// ZONEGATE_BENCH_ONLY=daemon runs only the daemon benchmarks (DaemonBench.swift), =exposure
+// only the zero-exposure one (ExposureBench.swift: a private dockerd, so `unshare --mount` too).
+// `--daemon <docker socket> <policy directory> <resync seconds>` is the daemon child they start.
 
 if CommandLine.arguments.dropFirst().first == "--daemon" {
-    try await BenchDaemon.run(socket: CommandLine.arguments[2], policyDirectory: CommandLine.arguments[3])
+    try await BenchDaemon.run(socket: CommandLine.arguments[2], policyDirectory: CommandLine.arguments[3],
+                              resyncSeconds: Int(CommandLine.arguments[4])!)
     exit(0)
 }
-let onlyDaemon = ProcessInfo.processInfo.environment["ZONEGATE_BENCH_ONLY"] == "daemon"
+let only = ProcessInfo.processInfo.environment["ZONEGATE_BENCH_ONLY"]
 
 var results: [Result] = []
 var notes: [String] = []
 
 // Matrix summary of 10,000 containers and 1,000 rules, reasoning per identity, against the
 // per-pair evaluation it replaces (measured on a 1% sample of source containers, scaled up).
-if !onlyDaemon {
+if only == nil {
     let host = SyntheticHost(containers: 10_000, zones: 50, rules: 1_000)
     let inventory = host.inventory()
     let evaluator = PolicyEvaluator(policy: host.policy, inventory: inventory)
@@ -51,7 +53,7 @@ if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
     defer { try? FileManager.default.removeItem(at: scratch) }
     let kernel = KernelBench(dataplane: try NetlinkDataplane(), scratch: scratch)
 
-    if !onlyDaemon {
+    if only == nil {
         // Full resync: 1,000 containers over 50 zones, 50 allowed zone tuples.
         results += try kernel.fullResync(SyntheticHost(containers: 1_000, zones: 50, rules: 50), repetitions: 15)
 
@@ -77,7 +79,16 @@ if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
     }
 
     // Issue 5 items 4, 7, 6: the daemon itself against a simulated Docker engine.
-    results += try DaemonBench(kernel: kernel).all(&notes)
+    if only == nil || only == "daemon" { results += try DaemonBench(kernel: kernel).all(&notes) }
+
+    // Issue 5 item 5: real containers, real dockerd, the zonegate binary.
+    if only == nil || only == "exposure" {
+        if let reason = ExposureBench.reasonToSkip {
+            notes.append("zero exposure skipped: \(reason)")
+        } else {
+            results += try ExposureBench().run(starts: 200, &notes)
+        }
+    }
 } else {
     notes.append("kernel benchmarks skipped: run `make bench` (root, private network namespace via unshare -n)")
 }
