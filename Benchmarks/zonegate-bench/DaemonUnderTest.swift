@@ -52,6 +52,8 @@ final class DaemonUnderTest: @unchecked Sendable {
     private var driftStamps: [UInt64] = []
     /// Warnings and errors logged after "ready", drift repairs aside.
     private var troubles: [String] = []
+    /// The `duration_ms` of each applied line: the daemon's own compile+diff+kernel time.
+    private var enforceSeconds: [Double] = []
     /// The child's last lines, for the message of a failure.
     private var lastLines: [String] = []
 
@@ -92,6 +94,8 @@ final class DaemonUnderTest: @unchecked Sendable {
     }
 
     var troublesSinceReady: [String] { condition.withLock { troubles } }
+    /// The daemon's own enforcement time of the applied transactions after its start.
+    var enforceDurations: Sample { condition.withLock { Sample(seconds: Array(enforceSeconds.dropFirst())) } }
     var driftRepairs: Int { condition.withLock { driftStamps.count } }
 
     /// The child's VmRSS now, in bytes.
@@ -145,6 +149,7 @@ final class DaemonUnderTest: @unchecked Sendable {
             if isReady { ready = true }
             if isApplied, let reasons = object["reason"] as? String {
                 for reason in reasons.components(separatedBy: "; ") { appliedStamps[reason, default: []].append(stamp) }
+                if let milliseconds = (object["duration_ms"] as? String).flatMap(Double.init) { enforceSeconds.append(milliseconds / 1e3) }
             }
             if isDrift { driftStamps.append(stamp) } else if isTrouble && ready { troubles.append(object["message"] as? String ?? line) }
             condition.broadcast()
