@@ -42,7 +42,9 @@ clean:
 
 # Benchmarks (release build, root): a table on stdout and bench-results.json. The kernel
 # benchmarks load rulesets and make namespaces for containers, so they run in private network and
-# mount namespaces: the host's ruleset, links and /run/netns stay untouched.
+# mount namespaces: the host's ruleset, links and /run/netns stay untouched; the zero-exposure one
+# starts a private dockerd and the zonegate binary (debug, as the end-to-end tests).
 bench: deps
+	$(SWIFT) build --product zonegate
 	$(SWIFT) build -c release --product zonegate-bench
 	ZONEGATE_BENCH_NETNS=1 unshare --net --mount --propagation private -- .build/release/zonegate-bench bench-results.json

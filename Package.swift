@@ -59,9 +59,14 @@ let package = Package(
         .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset", "ZonegateDocker"], path: "Tests/ZonegateTesting"),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run. Not product code: its
-        // baselines load rulesets with the nft CLI, so it lives under Benchmarks/.
-        .executableTarget(name: "zonegate-bench", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateTesting"],
-                          path: "Benchmarks/zonegate-bench"),
+        // baselines load rulesets with the nft CLI, and the packet and zero-exposure benchmarks use
+        // the test fixtures (namespaces, a private dockerd), so it lives under Benchmarks/.
+        .executableTarget(name: "zonegate-bench", dependencies: [
+            "ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateDocker", "ZonegateDaemon", "ZonegateTesting",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ], path: "Benchmarks/zonegate-bench"),
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),

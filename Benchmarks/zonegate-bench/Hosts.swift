@@ -7,6 +7,8 @@ struct SyntheticHost {
     let zones: Int
     let rules: Int
     let policy: Policy
+    /// The policy as a file, for a daemon to read from its policy directory.
+    let policyYAML: String
     let containerCount: Int
     /// Real containers standing in for generated ones, by index: the packet benchmark's namespaces.
     let standIns: [Int: Container]
@@ -20,6 +22,7 @@ struct SyntheticHost {
         for zone in 0..<zones { yaml += "  - {name: z\(zone), egress: \(zone % 2 == 0 ? "restricted" : "open")}\n" }
         yaml += "rules:\n"
         for rule in 0..<rules { yaml += "  - {from: z\(rule % zones), to: z\(Self.ruleDestination(rule, zones: zones)), ports: [\(Self.rulePort(rule))/tcp]}\n" }
+        policyYAML = yaml
         policy = try! PolicyParser.parse([PolicyFile(name: "bench.yaml", text: yaml)])
     }
 

@@ -15,26 +15,16 @@ struct KernelBench {
         try run("/usr/sbin/nft", arguments)
     }
 
-    /// Runs a program to its end; its standard output. posix_spawn and waitpid rather than
-    /// Foundation's Process, whose exit monitoring hung in the private namespace.
+    /// Runs a program to its end; its standard output.
     @discardableResult
     func run(_ program: String, _ arguments: [String]) throws -> String {
         let output = scratch.appendingPathComponent("stdout").path
         let errors = scratch.appendingPathComponent("stderr").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, program, &actions, nil, argv, environ) == 0 else {
-            throw BenchError(description: "cannot start \(program)")
+        let pid = try spawn(program, arguments) { actions in
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else {
+        guard waitForExit(pid) == 0 else {
             let message = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
             throw BenchError(description: "\(program) \(arguments.joined(separator: " ")): \(message)")
         }
@@ -68,9 +58,8 @@ struct KernelBench {
             }
             if repetition > 0 { netlink.append(seconds); whole.append(everything) }  // the first one warms up
         }
-        // zonegate's inet table as nft itself lists it: `Ruleset.nftScript` does not reload (it puts
-        // an element's comment after its verdict, where nft 1.0.6 wants it before the colon), nor
-        // does nft's listing of the bridge table (a raw payload field looked up in a set).
+        // zonegate's inet table as nft itself lists it (nft's listing of the bridge table does not
+        // reload: a raw payload field looked up in a set).
         let inetOnly = try diff(from: Ruleset(), to: Ruleset(tables: desired.tables.filter { $0.family == .inet }))
         var inetNetlink: [Double] = []
         for repetition in 0...repetitions {
@@ -170,9 +159,33 @@ struct BenchError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// VmRSS of this process, in bytes.
-func residentBytes() -> Double {
-    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+/// Starts a program with posix_spawn rather than Foundation's Process, whose exit monitoring hung
+/// in the private namespace; `redirect` adds the file actions for its standard streams.
+func spawn(_ program: String, _ arguments: [String], redirect: (inout posix_spawn_file_actions_t) -> Void) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    redirect(&actions)
+    let argv = ([program] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, program, &actions, nil, argv, environ) == 0 else {
+        throw BenchError(description: "cannot start \(program)")
+    }
+    return pid
+}
+
+/// The wait status of a child once it has exited.
+@discardableResult
+func waitForExit(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    return status
+}
+
+/// VmRSS of a process (this one unless told), in bytes.
+func residentBytes(of process: String = "self") -> Double {
+    let status = (try? String(contentsOfFile: "/proc/\(process)/status", encoding: .utf8)) ?? ""
     guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
           let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return .nan }
     return kilobytes * 1024

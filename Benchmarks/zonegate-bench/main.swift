@@ -8,24 +8,24 @@ import ZonegatePolicy
 // run only when ZONEGATE_BENCH_NETNS=1 says this process is in a private network namespace (and a
 // private mount namespace: the packet benchmark's containers are `ip netns add` namespaces).
 // `--echo-server` / `--echo-client` are the packet benchmark's two ends, run inside its containers.
+// ZONEGATE_BENCH_ONLY=packet runs only the per-packet benchmark (PacketBench.swift), =daemon runs only the daemon benchmarks (DaemonBench.swift), =exposure
+// only the zero-exposure one (ExposureBench.swift: a private dockerd, so `unshare --mount` too).
+// `--daemon <docker socket> <policy directory> <resync seconds>` is the daemon child they start.
 
 EchoEnds.runIfAsked(CommandLine.arguments)
-
-if CommandLine.arguments.dropFirst().first == "--resident", let size = Int(CommandLine.arguments.last!) {
-    let dataplane = try NetlinkDataplane()
-    let enforcer = Enforcer(dataplane: dataplane, tracker: nil, hostAddresses: { [] })
-    if size > 0 { try enforcer.enforce(SyntheticHost(containers: size, zones: 50, rules: 50).evaluator()) }
-    print(Int(residentBytes()))
-    try dataplane.apply(try diff(from: dataplane.readAll(name: RulesetCompiler.tableName), to: Ruleset()))
+if CommandLine.arguments.dropFirst().first == "--daemon" {
+    try await BenchDaemon.run(socket: CommandLine.arguments[2], policyDirectory: CommandLine.arguments[3],
+                              resyncSeconds: Int(CommandLine.arguments[4])!)
     exit(0)
 }
+let only = ProcessInfo.processInfo.environment["ZONEGATE_BENCH_ONLY"]
 
 var results: [Result] = []
 var notes: [String] = []
 
 // Matrix summary of 10,000 containers and 1,000 rules, reasoning per identity, against the
 // per-pair evaluation it replaces (measured on a 1% sample of source containers, scaled up).
-do {
+if only == nil {
     let host = SyntheticHost(containers: 10_000, zones: 50, rules: 1_000)
     let inventory = host.inventory()
     let evaluator = PolicyEvaluator(policy: host.policy, inventory: inventory)
@@ -49,50 +49,56 @@ if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
     // The kernel benchmarks create and delete tables: never in the host's own namespace.
     let namespace = { (pid: String) in try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net") }
     guard let own = namespace("self"), own != namespace("1") else {
-        throw BenchError(description: "ZONEGATE_BENCH_NETNS=1 but this is the host's network namespace: run `make bench` (unshare --net --mount)")
+        throw BenchError(description: "ZONEGATE_BENCH_NETNS=1 but this is the host's network namespace: run `make bench` (unshare -n)")
     }
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-bench-\(getpid())")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: scratch) }
     let kernel = KernelBench(dataplane: try NetlinkDataplane(), scratch: scratch)
 
-    // Full resync: 1,000 containers over 50 zones, 50 allowed zone tuples.
-    results += try kernel.fullResync(SyntheticHost(containers: 1_000, zones: 50, rules: 50), repetitions: 15)
-    results += try kernel.iptablesResync(SyntheticHost(containers: 1_000, zones: 50, rules: 50), repetitions: 15)
+    if only == nil {
+        // Full resync: 1,000 containers over 50 zones, 50 allowed zone tuples.
+        results += try kernel.fullResync(SyntheticHost(containers: 1_000, zones: 50, rules: 50), repetitions: 15)
+        results += try kernel.iptablesResync(SyntheticHost(containers: 1_000, zones: 50, rules: 50), repetitions: 15)
 
-    // Per-packet cost: round trips between two containers among 1,000, under each ruleset.
-    results += try PacketBench(kernel: kernel).run()
-
-    // Incremental locality: one container start at 10, 1,000 and 10,000 containers.
-    var starts: [Int: KernelBench.Start] = [:]
-    for (size, repetitions) in [(10, 50), (1_000, 30), (10_000, 15)] {
-        starts[size] = try kernel.containerStart(SyntheticHost(containers: size, zones: 50, rules: 50), repetitions: repetitions)
+        // Incremental locality: one container start at 10, 1,000 and 10,000 containers.
+        var starts: [Int: KernelBench.Start] = [:]
+        for (size, repetitions) in [(10, 50), (1_000, 30), (10_000, 15)] {
+            starts[size] = try kernel.containerStart(SyntheticHost(containers: size, zones: 50, rules: 50), repetitions: repetitions)
+        }
+        let small = starts[10]!.total
+        for size in [10, 1_000, 10_000] {
+            let start = starts[size]!
+            let total = start.total
+            results.append(Result("container start at \(size) (compiled alone + netlink, \(start.operations) ops, \(start.elements) elements)", total,
+                                  baseline: "container start at 10", small.median, goal: size == 10_000 ? "<= 1.5" : nil))
+            for (phase, seconds) in [("compiled alone", start.compile), ("netlink apply", start.kernel)] {
+                results.append(Result("  \(phase) at \(size)", Sample(seconds: seconds), baseline: "its container start", total.median))
+            }
+        }
+        let resync = try kernel.fullResyncOnce(SyntheticHost(containers: 10_000, zones: 50, rules: 50), repetitions: 5)
+        results.append(Result("container start at 10000", starts[10_000]!.total,
+                              baseline: "full resync at 10000 (compile+diff+netlink)", resync.median, goal: "<= 0.02"))
     }
-    let small = starts[10]!.total
-    for size in [10, 1_000, 10_000] {
-        let start = starts[size]!
-        let total = start.total
-        results.append(Result("container start at \(size) (compiled alone + netlink, \(start.operations) ops, \(start.elements) elements)", total,
-                              baseline: "container start at 10", small.median, goal: size == 10_000 ? "<= 1.5" : nil))
-        for (phase, seconds) in [("compiled alone", start.compile), ("netlink apply", start.kernel)] {
-            results.append(Result("  \(phase) at \(size)", Sample(seconds: seconds), baseline: "its container start", total.median))
+
+    // Issue 5 item 1: round trips between two containers among 1,000, under each ruleset.
+    if only == nil || only == "packet" { results += try PacketBench(kernel: kernel).run() }
+
+    // Issue 5 items 4, 7, 6: the daemon itself against a simulated Docker engine.
+    if only == nil || only == "daemon" { results += DaemonBench(kernel: kernel).all(&notes) }
+
+    // Issue 5 item 5: real containers, real dockerd, the zonegate binary.
+    if only == nil || only == "exposure" {
+        if let reason = ExposureBench.reasonToSkip {
+            notes.append("zero exposure skipped: \(reason)")
+        } else {
+            do {
+                results += try ExposureBench().run(starts: 200, &notes)
+            } catch {
+                notes.append("zero exposure failed: \(error)")
+            }
         }
     }
-    let resync = try kernel.fullResyncOnce(SyntheticHost(containers: 10_000, zones: 50, rules: 50), repetitions: 5)
-    results.append(Result("container start at 10000", starts[10_000]!.total,
-                          baseline: "full resync at 10000 (compile+diff+netlink)", resync.median, goal: "<= 0.02"))
-
-    // Resident memory: a fresh process of this executable holding an Enforcer that has enforced
-    // N containers (`--resident N`), against the same process with nothing enforced.
-    func resident(_ size: Int) throws -> Sample {
-        Sample(seconds: try (0..<3).map { _ in (Double(try kernel.run(CommandLine.arguments[0], ["--resident", String(size)]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan) / 1e6 })
-    }
-    let empty = try resident(0)
-    for size in [1_000, 10_000] {
-        results.append(Result("VmRSS, enforcer holding \(size) containers", try resident(size),
-                              baseline: "VmRSS, nothing enforced", empty.median, unit: "MB"))
-    }
-    notes.append("VmRSS rows: a process holding an Enforcer and its last ruleset, not the daemon (no Docker client, no reconciler)")
 } else {
     notes.append("kernel benchmarks skipped: run `make bench` (root, private network and mount namespaces via unshare)")
 }

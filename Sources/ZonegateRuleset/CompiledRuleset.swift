@@ -14,10 +14,13 @@ public struct ContainerChange: Sendable {
 }
 
 /// What containers starting and stopping changed: the element-only transaction, and the addresses
-/// whose holder changed (their tracked connections are judged again).
+/// a container held before whose tracked connections the change may revoke.
 public struct ContainerUpdate: Sendable {
     public var transaction: Transaction
-    public var changedAddresses: Set<IPAddress>
+    /// Held by no container any more: on a managed bridge they send and receive nothing.
+    public var releasedAddresses: Set<IPAddress>
+    /// Held by a container that changed, or by another one now: their connections are judged again.
+    public var reassignedAddresses: Set<IPAddress>
 }
 
 /// zonegate's desired tables kept in parts: what the policy and the set of identities decide
@@ -124,7 +127,7 @@ public struct CompiledRuleset: Sendable {
         guard memberDelta.allSatisfy({ membersOfIdentity[$0.key, default: 0] + $0.value > 0 || $0.value == 0 }) else { return nil }
 
         var before: [SetAddress: [SetElement: Int]] = [:]  // the holder counts of the touched elements, before
-        var changedAddresses: Set<IPAddress> = []
+        var heldBefore: Set<IPAddress> = []
         func note(_ contribution: [SetAddress: [SetElement]]) {
             for (address, elements) in contribution {
                 for element in elements where before[address]?[element] == nil {
@@ -135,11 +138,10 @@ public struct CompiledRuleset: Sendable {
         for change in changes {
             if let old = members[change.key] {
                 note(old.elements)
-                changedAddresses.formUnion(old.container.addresses)
+                heldBefore.formUnion(old.container.addresses)
                 remove(key: change.key)
             }
             guard let container = change.container, let identity = identities[change.key] else { continue }
-            changedAddresses.formUnion(container.addresses)
             let member = member(container, identity: identity)
             note(member.elements)
             insert(member, key: change.key)
@@ -169,7 +171,8 @@ public struct CompiledRuleset: Sendable {
         for address in added.keys.sorted(by: order) {
             try transaction.add(.addElements(TableID(address.family, RulesetCompiler.tableName), set: address.set, added[address]!))
         }
-        return ContainerUpdate(transaction: transaction, changedAddresses: changedAddresses)
+        let released = heldBefore.filter { holderOfAddress[$0] == nil }
+        return ContainerUpdate(transaction: transaction, releasedAddresses: released, reassignedAddresses: heldBefore.subtracting(released))
     }
 
     /// The containers holding these addresses now.

@@ -57,8 +57,10 @@ public final class Enforcer: @unchecked Sendable {
 
     /// Containers that started, stopped or changed under the policy last enforced, compiled alone.
     /// nil, with nothing done, when they need a full `enforce` (see `CompiledRuleset.update`) or
-    /// nothing is known to be written. Only the tracked connections of the addresses whose holder
-    /// changed are judged again.
+    /// nothing is known to be written. A container that only starts, on addresses nobody held,
+    /// revokes nothing, so costs no look at the tracked connections; one that stops takes its
+    /// connections with it (its addresses now send and receive nothing, and a container that
+    /// reuses one inherits none); the connections of an address that changed hands are judged again.
     public func enforce(_ changes: [ContainerChange]) throws -> EnforcementReport? {
         guard written != nil else { return nil }
         let update: ContainerUpdate?
@@ -71,17 +73,21 @@ public final class Enforcer: @unchecked Sendable {
         guard let update, let compiled = written else { return nil }
         try apply(update.transaction)
         var ended: [TrackedConnection] = []
-        if let tracker, !update.transaction.isEmpty {
-            let touching = try tracker.connections().filter {
-                update.changedAddresses.contains($0.originalSource) || update.changedAddresses.contains($0.replySource)
+        let affected = update.releasedAddresses.union(update.reassignedAddresses)
+        if let tracker, !update.transaction.isEmpty, !affected.isEmpty {
+            let touching = try tracker.connections().filter { affected.contains($0.originalSource) || affected.contains($0.replySource) }
+            let released = touching.filter {
+                update.releasedAddresses.contains($0.originalSource) || update.releasedAddresses.contains($0.replySource)
             }
-            if !touching.isEmpty {
+            let reassigned = touching.filter { !released.contains($0) }
+            ended = released
+            if !reassigned.isEmpty {
                 // The verdicts of these connections depend on their two ends only.
-                let ends = Set(touching.flatMap { [$0.originalSource, $0.replySource] })
+                let ends = Set(reassigned.flatMap { [$0.originalSource, $0.replySource] })
                 let evaluator = PolicyEvaluator(policy: compiled.policy, inventory: Inventory(containers: compiled.containers(holding: ends)))
-                ended = Revocation.connectionsToEnd(touching, under: evaluator, hostAddresses: hostAddresses())
-                try tracker.end(ended)
+                ended += Revocation.connectionsToEnd(reassigned, under: evaluator, hostAddresses: hostAddresses())
             }
+            try tracker.end(ended)
         }
         return EnforcementReport(transaction: update.transaction, endedConnections: ended)
     }

@@ -111,8 +111,13 @@ import ZonegateTesting
             #expect(copy.ruleset == compiled.ruleset, "\(what): nothing recorded")
         }
         var accepted = compiled
-        let update = try accepted.update([ContainerChange(key: "w2", container: Self.container("w2", "web", host: 7, port: 7, v6: false))])
-        #expect(update?.changedAddresses == [IPAddress("172.18.0.7")!])
+        let start = try accepted.update([ContainerChange(key: "w2", container: Self.container("w2", "web", host: 7, port: 7, v6: false))])
+        #expect(start?.releasedAddresses == [] && start?.reassignedAddresses == [], "a fresh address revokes nothing")
+        let reuse = try accepted.update([ContainerChange(key: "w2", container: nil),
+                                         ContainerChange(key: "w3", container: Self.container("w3", "web", host: 7, port: 8, v6: false))])
+        #expect(reuse?.reassignedAddresses == [IPAddress("172.18.0.7")!])
+        let stop = try accepted.update([ContainerChange(key: "w3", container: nil)])
+        #expect(stop?.releasedAddresses == [IPAddress("172.18.0.7")!])
     }
 }
 
