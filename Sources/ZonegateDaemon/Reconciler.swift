@@ -347,7 +347,7 @@ public actor Reconciler: Service {
         }
         logClassification(entries)
         logUnenforced(Set(evaluator.inventory.unenforced))
-        logApplied(report, reasons: reasons, started: started, drift: takeOver && ready && reasons.allSatisfy { $0 == "periodic resync" })
+        logApplied(report, reasons: reasons, started: started, drift: ready ? report.drift : nil)
     }
 
     /// Containers that started, stopped or changed, compiled alone, when nothing else changed;
@@ -378,7 +378,7 @@ public actor Reconciler: Service {
                 name: container.name, zones: present.zoneNames(ofContainer: index), addresses: container.addresses)
         }
         logClassification(entries)
-        logApplied(report, reasons: reasons, started: started, drift: false)
+        logApplied(report, reasons: reasons, started: started, drift: nil)
         return true
     }
 
@@ -394,15 +394,17 @@ public actor Reconciler: Service {
         return evaluator
     }
 
-    private func logApplied(_ report: EnforcementReport, reasons: [String], started: ContinuousClock.Instant, drift: Bool) {
+    /// Logs what a pass changed: as drift (a warning naming the operations that undid it) when the
+    /// kernel held what zonegate had not written, as applied otherwise.
+    private func logApplied(_ report: EnforcementReport, reasons: [String], started: ContinuousClock.Instant, drift: Transaction?) {
         guard !report.transaction.isEmpty, let policy else { return }
         var metadata: Logger.Metadata = [
             "reason": "\(reasons.joined(separator: "; "))", "change": "\(summary(of: report.transaction))",
             "duration_ms": "\(milliseconds(ContinuousClock.now - started))", "policy": "\(policy.digest)",
         ]
         if !report.endedConnections.isEmpty { metadata["ended_connections"] = "\(report.endedConnections.count)" }
-        if drift {
-            metadata["operations_nft"] = "\(report.transaction.description)"
+        if let drift {
+            metadata["operations_nft"] = "\(drift.description)"
             logger.warning("drift repaired: zonegate's tables differed from the policy and containers", metadata: metadata)
         } else {
             logger.info("applied", metadata: metadata)

@@ -14,6 +14,9 @@ public struct EnforcementReport: Sendable {
     public var transaction: Transaction
     /// Tracked connections ended because the change revoked their flow.
     public var endedConnections: [TrackedConnection]
+    /// When the kernel was read: what it held that zonegate had not written, as the transaction
+    /// that undoes it; nil when it held what was written (or nothing was known to be written).
+    public var drift: Transaction? = nil
 }
 
 /// Brings the kernel in line with a policy applied to an inventory: compile, diff against what
@@ -26,8 +29,10 @@ public final class Enforcer: @unchecked Sendable {
     private let dataplane: Dataplane
     private let tracker: ConnectionTracker?
     private let hostAddresses: @Sendable () -> Set<IPAddress>
-    /// What zonegate last wrote, in parts; nil makes the next enforcement read the kernel (drift repair).
+    /// What zonegate last wrote, in parts; nil when unknown (nothing yet, or a refused transaction).
     private var written: CompiledRuleset?
+    /// The next full enforcement compares with the kernel itself, not with what was written.
+    private var readsKernel = true
 
     public init(dataplane: Dataplane, tracker: ConnectionTracker?, hostAddresses: @escaping @Sendable () -> Set<IPAddress>) {
         self.dataplane = dataplane
@@ -35,24 +40,32 @@ public final class Enforcer: @unchecked Sendable {
         self.hostAddresses = hostAddresses
     }
 
-    /// Forget what was written, so the next `enforce` compares with the kernel itself.
-    public func resync() { written = nil }
+    /// Makes the next `enforce` compare with the kernel itself: what differs from what was written
+    /// is drift, repaired and reported.
+    public func resync() { readsKernel = true }
 
     @discardableResult
     public func enforce(_ evaluator: PolicyEvaluator) throws -> EnforcementReport {
         let compiled = CompiledRuleset(evaluator)
         let desired = compiled.ruleset
-        let actual = try written?.ruleset ?? dataplane.readAll(name: RulesetCompiler.tableName)
-        let transaction = try diff(from: actual, to: desired)
+        var actual = written?.ruleset
+        var drift: Transaction?
+        if readsKernel || actual == nil {
+            let kernel = try dataplane.readAll(name: RulesetCompiler.tableName)
+            if let actual, case let repair = try diff(from: kernel, to: actual), !repair.isEmpty { drift = repair }
+            actual = kernel
+        }
+        let transaction = try diff(from: actual!, to: desired)
         try apply(transaction)
         written = compiled
+        readsKernel = false
         // After the new rules are in: a packet of a revoked flow can no longer re-create its entry.
         var ended: [TrackedConnection] = []
         if let tracker, !transaction.isEmpty {
             ended = Revocation.connectionsToEnd(try tracker.connections(), under: evaluator, hostAddresses: hostAddresses())
             try tracker.end(ended)
         }
-        return EnforcementReport(transaction: transaction, endedConnections: ended)
+        return EnforcementReport(transaction: transaction, endedConnections: ended, drift: drift)
     }
 
     /// Containers that started, stopped or changed under the policy last enforced, compiled alone.

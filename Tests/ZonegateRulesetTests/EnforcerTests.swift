@@ -60,6 +60,14 @@ final class FakeTracker: ConnectionTracker, @unchecked Sendable {
         enforcer.resync()
         let repair = try enforcer.enforce(evaluator)
         #expect(!repair.transaction.isEmpty)
+        #expect(repair.drift?.operations.contains(.addTable(TableID(.bridge, "zonegate"), flags: 0)) == true, "reported as drift")
         #expect(fake.ruleset == RulesetCompiler.ruleset(evaluator))
+        // A resync that finds a new container changes the kernel, but nothing had drifted.
+        var grown = RulesetCompilerTests.inventory
+        grown.containers.append(RulesetCompilerTests.attach("w2", "web", ["172.18.0.9"], port: "vethw2"))
+        enforcer.resync()
+        let found = try enforcer.enforce(try RulesetCompilerTests.evaluator(RulesetCompilerTests.policyText, grown))
+        #expect(!found.transaction.isEmpty)
+        #expect(found.drift == nil)
     }
 }
