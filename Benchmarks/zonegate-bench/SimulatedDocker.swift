@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ZonegateTesting
 
 /// A simulated Docker engine on a unix socket: HTTP/1.1 with keep-alive, serving `/version`,
 /// `/containers/json`, `/containers/{id}/json`, `/networks` and a streaming `/events` (chunked
@@ -28,19 +29,7 @@ final class SimulatedDocker: @unchecked Sendable {
         synthetic = host
         running = Set(0..<host.containerCount)
         socketPath = directory.appendingPathComponent("docker.sock").path
-        unlink(socketPath)
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in socketPath.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard listener >= 0, bound == 0, listen(listener, 64) == 0 else {
-            throw BenchError(description: "simulated Docker on \(socketPath): \(String(cString: strerror(errno)))")
-        }
+        listener = try UnixSocketListener.listen(at: socketPath, backlog: 64)
         Thread { [self] in acceptConnections() }.start()
     }
 

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ZonegateTesting
 
 /// A stand-in for dockerd on a unix socket of a temporary directory: for each connection it
 /// reads one request head and writes the pieces `respond` gives for it (a pause between them, so
@@ -16,24 +17,9 @@ final class StubDockerServer: @unchecked Sendable {
 
     init(respond: @escaping @Sendable (_ head: String) -> [String]) throws {
         socketPath = FileManager.default.temporaryDirectory.appendingPathComponent("zg-stub-\(UUID().uuidString.prefix(8)).sock").path
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in socketPath.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard listener >= 0, bound == 0, listen(listener, 8) == 0 else {
-            throw StubFailure(description: "stub server on \(socketPath): \(String(cString: strerror(errno)))")
-        }
+        listener = try UnixSocketListener.listen(at: socketPath, backlog: 8)
         let thread = Thread { [self] in serve(respond) }
         thread.start()
-    }
-
-    struct StubFailure: Error, CustomStringConvertible {
-        var description: String
     }
 
     /// The request heads received so far.
