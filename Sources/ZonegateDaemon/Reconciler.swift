@@ -341,10 +341,7 @@ public actor Reconciler: Service {
         let report = try environment.enforcer.enforce(evaluator)
         self.evaluator = evaluator
         var entries: [String: ClassifiedContainer?] = Dictionary(uniqueKeysWithValues: classified.keys.map { ($0, nil) })
-        for (index, container) in evaluator.inventory.containers.enumerated() {
-            entries[container.id ?? container.name] = ClassifiedContainer(
-                name: container.name, zones: evaluator.zoneNames(ofContainer: index), addresses: container.addresses)
-        }
+        for (key, entry) in Self.classification(evaluator) { entries[key] = entry }
         logClassification(entries)
         logUnenforced(Set(evaluator.inventory.unenforced))
         logApplied(report, reasons: reasons, started: started, drift: ready ? report.drift : nil)
@@ -371,15 +368,19 @@ public actor Reconciler: Service {
         guard let report = try environment.enforcer.enforce(changes) else { return false }
         evaluator = nil  // rebuilt when a denied flow needs it
         let present = PolicyEvaluator(policy: policy, inventory: Inventory(containers: changes.compactMap(\.container)))
-        var entries: [String: ClassifiedContainer?] = [:]
-        for change in changes { entries[change.key] = .some(nil) }
-        for (index, container) in present.inventory.containers.enumerated() {
-            entries[container.id ?? container.name] = ClassifiedContainer(
-                name: container.name, zones: present.zoneNames(ofContainer: index), addresses: container.addresses)
-        }
+        var entries: [String: ClassifiedContainer?] = Dictionary(changes.map { ($0.key, nil) }, uniquingKeysWith: { first, _ in first })
+        for (key, entry) in Self.classification(present) { entries[key] = entry }
         logClassification(entries)
         logApplied(report, reasons: reasons, started: started, drift: nil)
         return true
+    }
+
+    /// Each container of the evaluator's inventory as classified, by key.
+    private static func classification(_ evaluator: PolicyEvaluator) -> [String: ClassifiedContainer] {
+        Dictionary(evaluator.inventory.containers.enumerated().map { index, container in
+            (container.id ?? container.name,
+             ClassifiedContainer(name: container.name, zones: evaluator.zoneNames(ofContainer: index), addresses: container.addresses))
+        }, uniquingKeysWith: { first, _ in first })
     }
 
     /// The inventory of these containers under the policy's managed networks.
