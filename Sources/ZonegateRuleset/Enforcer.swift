@@ -88,12 +88,12 @@ public final class Enforcer: @unchecked Sendable {
         var ended: [TrackedConnection] = []
         let affected = update.releasedAddresses.union(update.reassignedAddresses)
         if let tracker, !update.transaction.isEmpty, !affected.isEmpty {
-            let touching = try tracker.connections().filter { affected.contains($0.originalSource) || affected.contains($0.replySource) }
-            let released = touching.filter {
-                update.releasedAddresses.contains($0.originalSource) || update.releasedAddresses.contains($0.replySource)
+            let touches = { (addresses: Set<IPAddress>, connection: TrackedConnection) in
+                addresses.contains(connection.originalSource) || addresses.contains(connection.replySource)
             }
-            let reassigned = touching.filter { !released.contains($0) }
-            ended = released
+            let touching = try tracker.connections().filter { touches(affected, $0) }
+            ended = touching.filter { touches(update.releasedAddresses, $0) }
+            let reassigned = touching.filter { !touches(update.releasedAddresses, $0) }
             if !reassigned.isEmpty {
                 // The verdicts of these connections depend on their two ends only.
                 let ends = Set(reassigned.flatMap { [$0.originalSource, $0.replySource] })
