@@ -256,7 +256,8 @@ public struct PeerClass: Hashable, Sendable {
 }
 
 extension Peer {
-    var isContainer: Bool {
+    /// Whether the peer is a managed container.
+    public var isContainer: Bool {
         if case .container = self { return true }
         return false
     }

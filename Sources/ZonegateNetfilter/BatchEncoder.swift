@@ -172,7 +172,7 @@ struct BatchEncoder {
             nftnl_rule_set_str(encoded, attr(NFTNL_RULE_TABLE), id.name)
             nftnl_rule_set_str(encoded, attr(NFTNL_RULE_CHAIN), chainName)
             for expression in rule.expressions {
-                let setID = expression.lookupSet.flatMap { setIDs[SetName(table: id, name: $0)] }
+                let setID = expression.referencedSet.flatMap { setIDs[SetName(table: id, name: $0)] }
                 // The rule owns each expression once added and frees it with itself.
                 nftnl_rule_add_expr(encoded, try RuleCodec.encode(expression, setID: setID))
             }
@@ -208,12 +208,5 @@ struct BatchEncoder {
             }
             start = end
         }
-    }
-}
-
-extension Expression {
-    /// The set a `lookup` names.
-    var lookupSet: String? {
-        if case .lookup(let set, _, _, _) = self { set } else { nil }
     }
 }

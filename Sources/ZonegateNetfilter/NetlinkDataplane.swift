@@ -85,7 +85,10 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
             }
             guard set.0 == table.name else { continue }
             var decoded = set.1
-            decoded.elements = SetCodec.elements(try readElements(table: table, set: decoded.name), of: decoded)
+            // A dynamic set's elements are written by packets, not by zonegate: not read back.
+            if !decoded.flags.contains(.dynamic) {
+                decoded.elements = SetCodec.elements(try readElements(table: table, set: decoded.name), of: decoded)
+            }
             table.sets.append(decoded)
         }
         for message in try dump(NFT_MSG_GETRULE, family: family, table: table.name) {

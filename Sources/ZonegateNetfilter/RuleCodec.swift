@@ -11,7 +11,7 @@ enum RuleCodec {
             case .cmp(_, _, let data), .immediate(_, let data): data.count
             case .bitwise(_, _, let mask, let xor): mask.count + xor.count
             case .range(_, _, let from, let to): from.count + to.count
-            case .lookup(let set, _, _, _): set.utf8.count
+            case .lookup(let set, _, _, _), .dynset(_, let set, _): set.utf8.count
             case .verdict(let verdict): verdict.targetChain?.utf8.count ?? 0
             case .log(let prefix, _, _): prefix?.utf8.count ?? 0
             default: 0
@@ -44,6 +44,16 @@ enum RuleCodec {
         case .meta(let key, let dreg):
             nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), key.rawValue)
             nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_DREG), dreg.rawValue)
+        // meta mark set ...: [ meta set mark with reg 1 ]
+        case .metaSet(let key, let sreg):
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_KEY), key.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_META_SREG), sreg.rawValue)
+        // update @grants { meta mark }: [ dynset update reg_key 1 set grants timeout 0ms ]
+        case .dynset(let op, let set, let sreg):
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_DYNSET_OP), op.rawValue)
+            nftnl_expr_set_u32(e, attr(NFTNL_EXPR_DYNSET_SREG_KEY), sreg.rawValue)
+            try cCall("nftnl_expr_set_str") { nftnl_expr_set_str(e, attr(NFTNL_EXPR_DYNSET_SET_NAME), set) }
+            if let setID { nftnl_expr_set_u32(e, attr(NFTNL_EXPR_DYNSET_SET_ID), setID) }
         // ct state: [ ct load state => reg 1 ]
         case .ct(let key, let dreg):
             nftnl_expr_set_u32(e, attr(NFTNL_EXPR_CT_KEY), key.rawValue)
@@ -161,8 +171,17 @@ enum RuleCodec {
             return .payload(
                 base: try value(PayloadBase.self, NFTNL_EXPR_PAYLOAD_BASE), offset: u32(NFTNL_EXPR_PAYLOAD_OFFSET),
                 length: u32(NFTNL_EXPR_PAYLOAD_LEN), dreg: register(NFTNL_EXPR_PAYLOAD_DREG))
+        case "meta" where isSet(NFTNL_EXPR_META_SREG):
+            return .metaSet(key: try value(MetaKey.self, NFTNL_EXPR_META_KEY), sreg: register(NFTNL_EXPR_META_SREG))
         case "meta":
             return .meta(key: try value(MetaKey.self, NFTNL_EXPR_META_KEY), dreg: register(NFTNL_EXPR_META_DREG))
+        case "dynset":
+            // A per-rule timeout or data, or expressions attached to the element, are not zonegate's.
+            guard let set = string(NFTNL_EXPR_DYNSET_SET_NAME), !isSet(NFTNL_EXPR_DYNSET_SREG_DATA),
+                  !isSet(NFTNL_EXPR_DYNSET_EXPR), !isSet(NFTNL_EXPR_DYNSET_EXPRESSIONS),
+                  !isSet(NFTNL_EXPR_DYNSET_TIMEOUT) || nftnl_expr_get_u64(e, attr(NFTNL_EXPR_DYNSET_TIMEOUT)) == 0
+            else { throw .malformedReply("dynset with data, expressions or its own timeout") }
+            return .dynset(op: try value(DynsetOp.self, NFTNL_EXPR_DYNSET_OP), set: set, sreg: register(NFTNL_EXPR_DYNSET_SREG_KEY))
         case "ct":
             return .ct(key: try value(CtKey.self, NFTNL_EXPR_CT_KEY), dreg: register(NFTNL_EXPR_CT_DREG))
         case "cmp":
@@ -219,7 +238,8 @@ extension Expression {
     var netlinkName: String {
         switch self {
         case .payload: "payload"
-        case .meta: "meta"
+        case .meta, .metaSet: "meta"
+        case .dynset: "dynset"
         case .ct: "ct"
         case .cmp: "cmp"
         case .bitwise: "bitwise"

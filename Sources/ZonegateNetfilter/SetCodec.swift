@@ -67,8 +67,9 @@ enum SetCodec {
             userData.put(UserData.setDataInterval, u32: 0)
         }
         if let setID { nftnl_set_set_u32(encoded, attr(NFTNL_SET_ID), setID) }
-        if set.keyType.count > 1 {
-            // The kernel wants the field lengths of a concatenation (NFTA_SET_DESC_CONCAT).
+        if let timeout = set.timeout { nftnl_set_set_u64(encoded, attr(NFTNL_SET_TIMEOUT), timeout) }
+        if set.kernelFlags.contains(.concat) {
+            // The kernel wants the field lengths of an interval concatenation (NFTA_SET_DESC_CONCAT).
             let lengths = set.keyType.map { UInt8($0.length) }
             try cCall("nftnl_set_set_data") {
                 nftnl_set_set_data(encoded, attr(NFTNL_SET_DESC_CONCAT), lengths, UInt32(lengths.count))
@@ -142,7 +143,7 @@ enum SetCodec {
         let flags = NftSet.Flags(rawValue: nftnl_set_get_u32(set, attr(NFTNL_SET_FLAGS)))
         let foldedType = nftnl_set_get_u32(set, attr(NFTNL_SET_KEY_TYPE))
         let keyLength = nftnl_set_get_u32(set, attr(NFTNL_SET_KEY_LEN))
-        var fieldLengths = [keyLength]
+        var fieldLengths = KnownTypes.fieldLengths(folded: foldedType, keyLength: keyLength)
         if nftnl_set_is_set(set, attr(NFTNL_SET_DESC_CONCAT)) {
             var count: UInt32 = 0
             let lengths = nftnl_set_get_data(set, attr(NFTNL_SET_DESC_CONCAT), &count)
@@ -161,6 +162,7 @@ enum SetCodec {
         let userData = bytes(nftnl_set_get_data, set, attr(NFTNL_SET_USERDATA))
         return NftSet(
             name: String(cString: name), keyType: keyType, dataType: dataType, flags: flags,
+            timeout: nftnl_set_is_set(set, attr(NFTNL_SET_TIMEOUT)) ? nftnl_set_get_u64(set, attr(NFTNL_SET_TIMEOUT)) : nil,
             comment: userData.flatMap { UserData.string(of: UserData.setComment, in: $0) }
         )
     }
@@ -264,6 +266,20 @@ enum SetCodec {
 /// nft datatypes zonegate knows by id, so that a dump decodes to the same `KeyField`.
 enum KnownTypes {
     static let all: [KeyField] = [.ipv4Addr, .ipv6Addr, .etherAddr, .inetProto, .inetService, .mark, .ifname]
+
+    /// The field lengths of a key without `NFTA_SET_DESC_CONCAT` (a concatenation in a hash): the
+    /// folded type's fields when all are known and fill the key, else one field of the whole key.
+    static func fieldLengths(folded: UInt32, keyLength: UInt32) -> [UInt32] {
+        var ids: [UInt32] = []
+        var rest = folded
+        repeat {
+            ids.insert(rest & 0x3f, at: 0)
+            rest >>= 6
+        } while rest != 0
+        let fields = ids.compactMap { id in all.first { $0.typeID == id } }
+        guard fields.count == ids.count, fields.count > 1, fields.reduce(0, { $0 + $1.paddedLength }) == keyLength else { return [keyLength] }
+        return fields.map(\.length)
+    }
 
     static func field(id: UInt32, length: UInt32) -> KeyField {
         all.first { $0.typeID == id && $0.length == length }

@@ -175,9 +175,12 @@ public struct CompiledRuleset: Sendable {
         return ContainerUpdate(transaction: transaction, releasedAddresses: released, reassignedAddresses: heldBefore.subtracting(released))
     }
 
-    /// The containers holding these addresses now.
-    public func containers(holding addresses: Set<IPAddress>) -> [Container] {
-        Set(addresses.compactMap { holderOfAddress[$0] }).sorted().compactMap { members[$0]?.container }
+    /// The containers the verdicts of connections between these addresses depend on: those holding
+    /// them now, and those that publish ports (a connection to a published port is judged as the
+    /// flow to the container behind it).
+    public func containersDeciding(flowsOf addresses: Set<IPAddress>) -> [Container] {
+        let publishing = members.filter { !$0.value.container.published.isEmpty }.keys
+        return Set(addresses.compactMap { holderOfAddress[$0] }).union(publishing).sorted().compactMap { members[$0]?.container }
     }
 
     /// A container's part, its elements as its sets store them, placed after every other.

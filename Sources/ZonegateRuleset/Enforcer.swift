@@ -95,9 +95,9 @@ public final class Enforcer: @unchecked Sendable {
             ended = touching.filter { touches(update.releasedAddresses, $0) }
             let reassigned = touching.filter { !touches(update.releasedAddresses, $0) }
             if !reassigned.isEmpty {
-                // The verdicts of these connections depend on their two ends only.
                 let ends = Set(reassigned.flatMap { [$0.originalSource, $0.replySource] })
-                let evaluator = PolicyEvaluator(policy: compiled.policy, inventory: Inventory(containers: compiled.containers(holding: ends)))
+                let inventory = Inventory(containers: compiled.containersDeciding(flowsOf: ends))
+                let evaluator = PolicyEvaluator(policy: compiled.policy, inventory: inventory)
                 ended += Revocation.connectionsToEnd(reassigned, under: evaluator, hostAddresses: hostAddresses())
             }
             try tracker.end(ended)

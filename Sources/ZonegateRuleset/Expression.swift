@@ -66,6 +66,8 @@ public enum Expression: Sendable, Hashable, Codable {
     case payload(base: PayloadBase, offset: UInt32, length: UInt32, dreg: Register)
     /// `meta`: load packet metadata into `dreg`.
     case meta(key: MetaKey, dreg: Register)
+    /// `meta` with a source register: set packet metadata (`meta mark set ...`) from `sreg`.
+    case metaSet(key: MetaKey, sreg: Register)
     /// `ct`: load connection-tracking state into `dreg`.
     case ct(key: CtKey, dreg: Register)
     /// `cmp`: compare `sreg` with `data` (network order, as loaded); break the rule if false.
@@ -77,6 +79,9 @@ public enum Expression: Sendable, Hashable, Codable {
     /// `lookup`: `sreg` (and the following registers for a concatenation) in set `set`;
     /// with `dreg` it is a map lookup writing the value (verdict maps write `.verdict`).
     case lookup(set: String, sreg: Register, dreg: Register?, invert: Bool)
+    /// `dynset`: add or update the key in `sreg` in set `set` from the packet path; the element
+    /// lives for the set's default timeout (`update @set { meta mark }`).
+    case dynset(op: DynsetOp, set: String, sreg: Register)
     /// `immediate` with a verdict: the rule's terminal statement.
     case verdict(Verdict)
     /// `immediate` with data: load constant bytes into `dreg`.
@@ -94,6 +99,16 @@ public enum Expression: Sendable, Hashable, Codable {
     case foreign(String)
 }
 
+extension Expression {
+    /// The set a `lookup` or `dynset` names.
+    public var referencedSet: String? {
+        switch self {
+        case .lookup(let set, _, _, _), .dynset(_, let set, _): set
+        default: nil
+        }
+    }
+}
+
 /// `NFT_PAYLOAD_*_HEADER`.
 public enum PayloadBase: UInt32, Sendable, Hashable, Codable {
     case link = 0, network = 1, transport = 2
@@ -101,7 +116,7 @@ public enum PayloadBase: UInt32, Sendable, Hashable, Codable {
 
 /// `NFT_META_*` keys zonegate uses; raw values are the kernel's.
 public enum MetaKey: UInt32, Sendable, Hashable, Codable, CaseIterable {
-    case protocol_ = 1, mark = 3, iif = 4, oif = 5, iifname = 6, oifname = 7, nfproto = 15, l4proto = 16
+    case protocol_ = 1, mark = 3, iif = 4, oif = 5, iifname = 6, oifname = 7, skuid = 10, nfproto = 15, l4proto = 16
 
     /// The key as nft spells it after `meta`.
     public var nftName: String {
@@ -112,6 +127,7 @@ public enum MetaKey: UInt32, Sendable, Hashable, Codable, CaseIterable {
         case .oif: "oif"
         case .iifname: "iifname"
         case .oifname: "oifname"
+        case .skuid: "skuid"
         case .nfproto: "nfproto"
         case .l4proto: "l4proto"
         }
@@ -127,6 +143,21 @@ public enum CtKey: UInt32, Sendable, Hashable, Codable, CaseIterable {
         case .state: "state"
         case .mark: "mark"
         case .status: "status"
+        }
+    }
+}
+
+/// `NFT_DYNSET_OP_*`: what a `dynset` does with its key.
+public enum DynsetOp: UInt32, Sendable, Hashable, Codable {
+    /// `add @set { key }`: adds the key unless present.
+    case add = 0
+    /// `update @set { key }`: adds the key, or restarts its timeout.
+    case update = 1
+
+    public var nftName: String {
+        switch self {
+        case .add: "add"
+        case .update: "update"
         }
     }
 }

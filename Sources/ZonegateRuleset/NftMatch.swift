@@ -31,6 +31,12 @@ enum NftMatch {
         .cmp(op: .neq, sreg: .reg1, data: [0, 0, 0, 0]),
     ]
 
+    /// `meta mark 0x0`.
+    static let markIsUnset: [Expression] = [.meta(key: .mark, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [0, 0, 0, 0])]
+
+    /// `meta mark set 0x0`.
+    static let unsetMark: [Expression] = [.immediate(dreg: .reg1, data: [0, 0, 0, 0]), .metaSet(key: .mark, sreg: .reg1)]
+
     /// `ip6 hoplimit 255`: a packet that crossed no router.
     static let onLinkOnly: [Expression] = [
         .payload(base: .network, offset: 7, length: 1, dreg: .reg1),

@@ -71,7 +71,7 @@ enum NftValue {
         "type \(hook.type.rawValue) hook \(hook.hook) priority \(hook.priority); policy \(hook.policy);"
     }
 
-    /// The lines inside a set block: type, flags, comment.
+    /// The lines inside a set block: type, flags, timeout, comment.
     static func setBody(_ set: NftSet) -> [String] {
         var type = set.keyType.map(\.name).joined(separator: " . ")
         switch set.dataType {
@@ -82,9 +82,11 @@ enum NftValue {
         var lines = ["type \(type);"]
         var flags: [String] = []
         if set.flags.contains(.constant) { flags.append("constant") }
+        if set.flags.contains(.dynamic) { flags.append("dynamic") }
         if set.flags.contains(.interval) { flags.append("interval") }
         if set.flags.contains(.timeout) { flags.append("timeout") }
         if !flags.isEmpty { lines.append("flags \(flags.joined(separator: ","));") }
+        if let timeout = set.timeout { lines.append("timeout \(timeout % 1000 == 0 ? "\(timeout / 1000)s" : "\(timeout)ms");") }
         if let comment = set.comment { lines.append("comment \(quoted(comment));") }
         return lines
     }
@@ -127,7 +129,9 @@ enum NftValue {
         case .ifname?:
             return quoted(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self))
         case .mark? where bytes.count == 4:
-            return "0x" + String(bytes.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }, radix: 16)
+            // As nft prints a mark: eight hex digits.
+            let digits = String(bytes.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }, radix: 16)
+            return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
         default:
             return hex(bytes)
         }

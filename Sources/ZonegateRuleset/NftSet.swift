@@ -47,7 +47,12 @@ public struct NftSet: Sendable, Hashable, Codable {
         public static let interval = Flags(rawValue: 0x4)
         public static let map = Flags(rawValue: 0x8)
         public static let timeout = Flags(rawValue: 0x10)
-        /// Set by the encoder for keys of several fields; not part of the value.
+        /// `NFT_SET_EVAL` (`flags dynamic`): rules add elements from the packet path. Those
+        /// elements are the kernel's, not part of the desired state: they are never read back.
+        public static let dynamic = Flags(rawValue: 0x20)
+        /// Set by the encoder for interval keys of several fields (the kernel's pipapo); not
+        /// part of the value. As nft does, a concatenation without intervals goes without it,
+        /// into a hash.
         public static let concat = Flags(rawValue: 0x80)
     }
 
@@ -65,22 +70,25 @@ public struct NftSet: Sendable, Hashable, Codable {
     /// One field, or several for a concatenation (`ipv4_addr . inet_service`).
     public var keyType: [KeyField]
     public var dataType: DataType
-    /// `.interval` and `.constant`; `.map` follows from `dataType`, `.concat` from `keyType`.
+    /// `.interval`, `.constant`, `.dynamic`, `.timeout`; `.map` follows from `dataType`, `.concat`
+    /// from `keyType`.
     public var flags: Flags
     public var elements: [SetElement]
+    /// The default lifetime of an element, in milliseconds (`timeout 5s`), for `.timeout` sets.
+    public var timeout: UInt64?
     public var comment: String?
 
     public init(
         name: String, keyType: [KeyField], dataType: DataType = .none, flags: Flags = [],
-        elements: [SetElement] = [], comment: String? = nil
+        elements: [SetElement] = [], timeout: UInt64? = nil, comment: String? = nil
     ) {
         self.name = name
         self.keyType = keyType
         self.dataType = dataType
         self.flags = flags.subtracting([.map, .concat])
+        self.timeout = timeout
         self.comment = comment
-        self.elements = []
-        self.elements = normalized(elements)
+        self.elements = Self.normalized(elements, interval: flags.contains(.interval))
     }
 
     /// Key length on the wire: one field as is (a port is 2 bytes), a
@@ -93,13 +101,17 @@ public struct NftSet: Sendable, Hashable, Codable {
     public var kernelFlags: Flags {
         var all = flags
         if dataType != .none { all.insert(.map) }
-        if keyType.count > 1 { all.insert(.concat) }
+        if keyType.count > 1, flags.contains(.interval) { all.insert(.concat) }
         return all
     }
 
     /// `elements` as this set stores them: in interval sets each with a `keyEnd`.
     public func normalized(_ elements: [SetElement]) -> [SetElement] {
-        flags.contains(.interval) ? elements.map { $0.asInterval() } : elements
+        Self.normalized(elements, interval: flags.contains(.interval))
+    }
+
+    private static func normalized(_ elements: [SetElement], interval: Bool) -> [SetElement] {
+        interval ? elements.map { $0.asInterval() } : elements
     }
 
     /// Elements compare as a set: the kernel dumps them in hash order.
@@ -115,7 +127,7 @@ public struct NftSet: Sendable, Hashable, Codable {
 
     private func hasSameDefinition(as other: NftSet) -> Bool {
         name == other.name && keyType == other.keyType && dataType == other.dataType && flags == other.flags
-            && comment == other.comment
+            && timeout == other.timeout && comment == other.comment
     }
 
     /// The same set without its elements: what `add set` creates.

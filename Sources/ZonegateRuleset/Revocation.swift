@@ -46,15 +46,44 @@ public struct TrackedConnection: Hashable, Sendable {
 public enum Revocation {
     /// The connections to delete: those touching a managed container whose flow (source, real
     /// destination, its port) is now denied. Audited flows pass, so they are kept.
+    ///
+    /// Docker's userland proxy splits a flow in two, as the kernel does at input and output: a
+    /// container's connection to a published port on a host address (not NATed: it reaches
+    /// docker-proxy) is judged as the flow to the container ports behind that port, and a
+    /// connection from the host to such a container port is kept while a kept connection to one
+    /// of its published ports may be what it relays.
     public static func connectionsToEnd(_ connections: [TrackedConnection], under evaluator: PolicyEvaluator,
                                         hostAddresses: Set<IPAddress>) -> [TrackedConnection] {
         func peer(_ address: IPAddress) -> Peer {
             hostAddresses.contains(address) ? .host : evaluator.peer(at: address)
         }
-        return connections.filter { connection in
-            guard let port = servicePort(connection) else { return false }
-            let decision = evaluator.decide(from: peer(connection.originalSource), to: peer(connection.replySource), port: port)
-            return !decision.untouched && decision.verdict == .deny
+        let proxied = ProxiedPorts(evaluator.inventory)
+        var relayed = Set<ProxiedPorts.Backend>()
+        // Per connection: kept (nil), or ended unless it is the host reaching a container port the
+        // proxy may be relaying to.
+        let endings = connections.map { connection -> Ending? in
+            guard let port = servicePort(connection) else { return nil }
+            let source = peer(connection.originalSource), destination = peer(connection.replySource)
+            if source.isContainer, destination == .host, connection.replySourcePort == connection.originalDestinationPort,
+               case let backends = proxied.behind(connection.proto, connection.originalDestinationPort), !backends.isEmpty {
+                let decisions = backends.map { evaluator.decide(from: source, to: .container($0.container), port: $0.port) }
+                if decisions.contains(where: { !$0.untouched && $0.verdict == .deny }) { return .ends }
+                relayed.formUnion(backends)
+                return nil
+            }
+            let decision = evaluator.decide(from: source, to: destination, port: port)
+            guard !decision.untouched, decision.verdict == .deny else { return nil }
+            if source == .host, case .container(let index) = destination {
+                return .endsUnlessRelayed(ProxiedPorts.Backend(container: index, port: port))
+            }
+            return .ends
+        }
+        return zip(connections, endings).compactMap { connection, ending in
+            switch ending {
+            case nil: nil
+            case .ends?: connection
+            case .endsUnlessRelayed(let backend)?: relayed.contains(backend) ? nil : connection
+            }
         }
     }
 
@@ -68,4 +97,37 @@ public enum Revocation {
         default: return nil
         }
     }
+}
+
+/// Why a connection is ended: its flow is denied, or it is the host's to a container port and
+/// denied unless docker-proxy is relaying an allowed flow through it.
+private enum Ending {
+    case ends
+    case endsUnlessRelayed(ProxiedPorts.Backend)
+}
+
+/// The container ports behind each port Docker publishes on the host.
+private struct ProxiedPorts {
+    /// A container (its index in the inventory) and one of its own ports.
+    struct Backend: Hashable {
+        var container: Int
+        var port: ServicePort
+    }
+
+    private let backends: [UInt32: [Backend]]
+
+    init(_ inventory: Inventory) {
+        var backends: [UInt32: [Backend]] = [:]
+        for (index, container) in inventory.containers.enumerated() {
+            for mapping in container.published {
+                backends[Self.key(protocolNumber(mapping.port.proto), mapping.hostPort), default: []]
+                    .append(Backend(container: index, port: mapping.port))
+            }
+        }
+        self.backends = backends
+    }
+
+    func behind(_ proto: UInt8, _ hostPort: UInt16) -> [Backend] { backends[Self.key(proto, hostPort)] ?? [] }
+
+    private static func key(_ proto: UInt8, _ port: UInt16) -> UInt32 { UInt32(proto) << 16 | UInt32(port) }
 }

@@ -23,6 +23,10 @@ struct RuleRenderer {
             // `meta l4proto`, `iifname`, ...
             case .meta(let key, let dreg):
                 registers[dreg.reg32Index] = metaField(key)
+            // `meta mark set X`.
+            case .metaSet(let key, let sreg):
+                let loaded = registers[sreg.reg32Index]?.text ?? "\(sreg)"
+                statements.append("\(metaField(key).text) set \(loaded)")
             // `ct state`, `ct status`, `ct mark`.
             case .ct(let key, let dreg):
                 registers[dreg.reg32Index] = Loaded(text: "ct \(key.nftName)", field: key == .mark ? .mark : nil, length: 4)
@@ -57,6 +61,10 @@ struct RuleRenderer {
                     if case .value(let valueField)? = table.set(name)?.dataType { field = valueField }
                     registers[register.reg32Index] = Loaded(text: "\(key) map @\(name)", field: field, length: field?.length ?? 4)
                 }
+            // `update @set { X }`.
+            case .dynset(let op, let name, let sreg):
+                let key = concatenation(from: sreg, length: table.set(name)?.keyLength ?? 4, in: registers)
+                statements.append("\(op.nftName) @\(name) { \(key) }")
             // `accept`, `drop`, `jump chain`, ...
             case .verdict(let verdict):
                 statements.append(verdict.description)
@@ -108,7 +116,7 @@ struct RuleRenderer {
         case .mark: Loaded(text: "meta mark", field: .mark, length: 4)
         case .nfproto: Loaded(text: "meta nfproto", length: 1)
         case .protocol_: Loaded(text: "meta protocol", length: 2)
-        case .iif, .oif: Loaded(text: "meta \(key.nftName)", length: 4)
+        case .iif, .oif, .skuid: Loaded(text: "meta \(key.nftName)", length: 4)
         }
     }
 
@@ -131,9 +139,12 @@ struct RuleRenderer {
             }
             return "\(loaded.text) & \(NftValue.hex(mask)) \(op.nftSymbol) \(NftValue.hex(data))"
         }
-        let value = loaded.text == "meta nfproto" && data.count == 1
-            ? ([2: "ipv4", 10: "ipv6"][data[0]] ?? String(data[0]))
-            : NftValue.value(data, as: loaded.field)
+        let value = switch loaded.text {
+        case "meta nfproto" where data.count == 1: [2: "ipv4", 10: "ipv6"][data[0]] ?? String(data[0])
+        // A user id, in host order.
+        case "meta skuid" where data.count == 4: String(data.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        default: NftValue.value(data, as: loaded.field)
+        }
         return op == .eq ? "\(loaded.text) \(value)" : "\(loaded.text) \(op.nftSymbol) \(value)"
     }
 

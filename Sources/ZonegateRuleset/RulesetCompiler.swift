@@ -31,6 +31,10 @@ import ZonegatePolicy
 ///     ip saddr @ctr4 jump deny; ip daddr @ctr4 jump deny                     # step 5
 ///   }
 ///   chain from_<id> { ip daddr . meta l4proto . th dport vmap @to4_<id> }
+///   chain input { ...; meta l4proto . th dport @published ip saddr . meta l4proto . th dport vmap @ctr_proxy4; ... }
+///   chain output { ...; meta mark 0x0 meta mark set ip daddr . meta l4proto . th dport map @proxy_backends4 jump proxy_onward; ... }
+///   chain proxy_allowed { <grant: update @proxy_grants>; accept }                 # Docker's userland proxy
+///   chain proxy_onward { meta skuid 0 meta mark @proxy_grants meta mark set 0x0 accept; meta mark set 0x0 }
 /// }
 /// table bridge zonegate {                                                   # step 3
 ///   set bound4 { type ifname . ipv4_addr }
@@ -75,8 +79,10 @@ public enum RulesetCompiler {
     static func inetTable(_ elements: VerdictElements, _ inventory: Inventory, bridges: [String], defaults: Defaults) -> Table {
         var sets = [NftSet(name: "bridges", keyType: [.ifname], elements: bridges.map { SetElement(.ifname($0)) },
                            comment: "Docker bridges zonegate manages"),
-                    NftSet(name: "published", keyType: [.inetProto, .inetService], elements: VerdictElements.publishedPorts(inventory),
-                           comment: "ports Docker publishes on the host: protocol . host port")]
+                    NftSet(name: "published", keyType: [.inetProto, .inetService], dataType: .value(.mark), elements: elements.publishedPorts,
+                           comment: "ports Docker publishes on the host: protocol . host port -> its userland proxy's grant"),
+                    NftSet(name: proxyGrants, keyType: [.mark], flags: [.dynamic, .timeout], timeout: proxyGrantLifetime,
+                           comment: "grants of published ports just reached by an allowed flow: the proxy may relay it")]
         for family in IPFamily.allCases {
             sets += [
                 NftSet(name: family.containerSet, keyType: [family.addressField], comment: "\(family) addresses of classified containers"),
@@ -88,6 +94,9 @@ public enum RulesetCompiler {
                 verdictMap("host_ctr\(family.suffix)", [family.addressField], "container . protocol . port, from the host"),
                 NftSet(name: "ctr_proxy\(family.suffix)", keyType: [family.addressField, .inetProto, .inetService], dataType: .verdict,
                        comment: "container . protocol . published host port -> the verdict of the flow to the container behind it"),
+                NftSet(name: "proxy_backends\(family.suffix)", keyType: [family.addressField, .inetProto, .inetService], dataType: .value(.mark),
+                       elements: elements.proxyBackends(family),
+                       comment: "container . protocol . port behind a published port -> the grant that lets the proxy reach it"),
             ]
             for identity in elements.containerIdentities {
                 sets.append(verdictMap(mapName(identity, family), [family.addressField],
@@ -100,7 +109,7 @@ public enum RulesetCompiler {
             Chain(name: "output", hook: BaseChainHook(hook: .output, priority: priority), rules: outputRules()),
             Chain(name: "deny", rules: denyRules(defaults)),
             Chain(name: "audit", rules: auditRules(defaults)),
-        ]
+        ] + proxyChains()
         for identity in elements.containerIdentities {
             let summary = elements.summary(of: identity)
             chains.append(Chain(name: chainName(identity), rules: IPFamily.allCases.map { family in
@@ -166,12 +175,57 @@ public enum RulesetCompiler {
         var rules = established
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: false)
+            // meta mark 0x0 meta mark set ip daddr . meta l4proto . th dport map @proxy_backends4 jump proxy_onward
+            rules.append(Rule(NftMatch.nfproto(family) + NftMatch.markIsUnset + NftMatch.flowKey([.destination], family)
+                                + [.lookup(set: "proxy_backends\(family.suffix)", sreg: .reg32(0), dreg: .reg1, invert: false),
+                                   .metaSet(key: .mark, sreg: .reg1), .verdict(.jump(proxyOnward))],
+                              comment: "step 4: to a container behind a published port: is it the proxy relaying an allowed flow? (\(family))"))
             // ip daddr . meta l4proto . th dport vmap @host_ctr4
             rules.append(Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.destination], family) + [NftMatch.verdictLookup("host_ctr\(family.suffix)")],
                               comment: "step 4: host -> container (\(family))"))
             rules += denyManaged(family, source: false)
         }
         return rules
+    }
+
+    // MARK: - Docker's userland proxy
+
+    /// docker-proxy relays a container's connection to a published port with a connection of
+    /// its own, from the host: policy.md judges the pair as the flow to the container behind the
+    /// port. The kernel does not link the two, so the first, judged at input, leaves a grant
+    /// keyed by its port's mark; the second, at output, carries the mark of the container port it
+    /// goes to and passes if a grant is there. The packet mark is the one carrier nft has between
+    /// statements; it is used only while it is 0 and put back to 0 at once, so no other
+    /// table sees it (a packet marked by another firewall is judged without a grant: as the
+    /// host's). A grant lives `proxyGrantLifetime` after the last allowed connection to its port,
+    /// and within it any connection a root process on the host opens to that container port
+    /// passes (docker-proxy runs as root; other users' connections are judged as the host's).
+    static let proxyGrants = "proxy_grants"
+    static let proxyAllowed = "proxy_allowed"
+    static let proxyAudited = "proxy_audited"
+    static let proxyOnward = "proxy_onward"
+    /// How long a grant lasts, in milliseconds; docker-proxy dials the container as soon as it accepts.
+    public static let proxyGrantLifetime: UInt64 = 5000
+
+    static func proxyChains() -> [Chain] {
+        // meta mark 0x0 meta mark set meta l4proto . th dport map @published update @proxy_grants { meta mark } meta mark set 0x0
+        let grant = Rule(NftMatch.markIsUnset + NftMatch.flowKey([], .v4)
+                            + [.lookup(set: "published", sreg: .reg32(0), dreg: .reg1, invert: false), .metaSet(key: .mark, sreg: .reg1),
+                               .meta(key: .mark, dreg: .reg1), .dynset(op: .update, set: proxyGrants, sreg: .reg1)] + NftMatch.unsetMark,
+                         comment: "grant: the userland proxy may relay this flow to the container behind the port")
+        return [
+            Chain(name: proxyAllowed, rules: [grant, Rule([.verdict(.accept)], comment: "step 4: allowed")]),
+            Chain(name: proxyAudited, rules: [grant, Rule([.verdict(.jump("audit"))], comment: "step 5: audit mode")]),
+            Chain(name: proxyOnward, rules: [
+                // meta skuid 0 meta mark @proxy_grants meta mark set 0x0 accept
+                Rule([.meta(key: .skuid, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [0, 0, 0, 0]),
+                      .meta(key: .mark, dreg: .reg1), .lookup(set: proxyGrants, sreg: .reg1, dreg: nil, invert: false)]
+                        + NftMatch.unsetMark + [.verdict(.accept)],
+                     comment: "step 4: the userland proxy (root, as dockerd runs it) relaying a flow allowed at input"),
+                // meta mark set 0x0
+                Rule(NftMatch.unsetMark, comment: "no grant: the host's own connection, judged as host -> container"),
+            ]),
+        ]
     }
 
     /// `ct state established,related accept`, then IPv6 neighbour discovery, which never leaves

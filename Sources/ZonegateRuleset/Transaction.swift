@@ -207,9 +207,15 @@ struct RulesetEditor {
             case .lookup(let name, _, let dreg, _):
                 guard let set = table.set(name) else { throw InvalidOperation(reason: "rule looks up missing set \(name)") }
                 switch (set.dataType, dreg) {
-                case (.none, nil), (.value, .some): break
+                // A data map can also be asked only whether it holds the key.
+                case (.none, nil), (.value, _): break
                 case (.verdict, .some(let register)) where register == .verdict: break
                 default: throw InvalidOperation(reason: "lookup of \(name) does not fit its set's data type")
+                }
+            case .dynset(_, let name, _):
+                guard let set = table.set(name) else { throw InvalidOperation(reason: "rule adds to missing set \(name)") }
+                guard set.flags.contains(.dynamic), set.dataType == .none else {
+                    throw InvalidOperation(reason: "rule adds to set \(name), which is not a dynamic set")
                 }
             default:
                 break
@@ -277,9 +283,7 @@ extension Table {
 extension Chain {
     func looksUp(_ set: String) -> Bool {
         rules.contains { rule in
-            rule.expressions.contains {
-                if case .lookup(let name, _, _, _) = $0 { name == set } else { false }
-            }
+            rule.expressions.contains { $0.referencedSet == set }
         }
     }
 }

@@ -29,7 +29,11 @@ struct VerdictElements: Sendable {
         var mapping: HostPortMapping
         var identity: UInt32
         var name: String
+        var addresses: [IPAddress]
     }
+
+    /// The mark of each published host port in the userland proxy's grants (see `proxyGrants`).
+    private let grantMarks: [ProtocolPort: UInt32]
 
     init(_ table: VerdictTable, _ inventory: Inventory) {
         entries = Dictionary(grouping: table.entries) { Pair(source: $0.source, destination: $0.destination) }
@@ -41,10 +45,35 @@ struct VerdictElements: Sendable {
         }
         let identityOf = Dictionary(table.containerAddresses.map { ($0.container, $0.identity) }, uniquingKeysWith: { first, _ in first })
         backends = Dictionary(grouping: inventory.containers.flatMap { container in
-            container.published.compactMap { mapping in identityOf[container.name].map { Backend(mapping: mapping, identity: $0, name: container.name) } }
+            container.published.compactMap { mapping in
+                identityOf[container.name].map { Backend(mapping: mapping, identity: $0, name: container.name, addresses: container.addresses) }
+            }
         }, by: { ProtocolPort(proto: protocolNumber($0.mapping.port.proto), port: $0.mapping.hostPort) })
-            .sorted { ($0.key.proto, $0.key.port) < ($1.key.proto, $1.key.port) }
+            .sorted { $0.key < $1.key }
             .map { (key: $0.key, behind: $0.value) }
+        grantMarks = Self.grantMarks(backends)
+    }
+
+    /// Host ports that lead to one container port share a grant, so that a grant through either
+    /// lets the proxy reach it: each group's mark is its first `protocol << 16 | host port`
+    /// (`tcp . 8080` is 0x00061f90), readable in `nft list` and stable while the group stands.
+    private static func grantMarks(_ backends: [(key: ProtocolPort, behind: [Backend])]) -> [ProtocolPort: UInt32] {
+        var group = Dictionary(uniqueKeysWithValues: backends.map { ($0.key, $0.key) })
+        func root(_ key: ProtocolPort) -> ProtocolPort {
+            var key = key
+            while let parent = group[key], parent != key { key = parent }
+            return key
+        }
+        var firstPortTo: [String: ProtocolPort] = [:]
+        for (key, behind) in backends {
+            for backend in behind {
+                let target = "\(backend.name) \(backend.mapping.port)"
+                guard let first = firstPortTo[target] else { firstPortTo[target] = key; continue }
+                let (a, b) = (root(first), root(key))
+                group[max(a, b)] = min(a, b)
+            }
+        }
+        return Dictionary(uniqueKeysWithValues: backends.map { ($0.key, root($0.key).mark) })
     }
 
     /// Every element `container`, of identity `identity`, adds, by set.
@@ -108,16 +137,35 @@ struct VerdictElements: Sendable {
             let audited = found.contains { $0 == .audit }
             let names = behind.map { "\($0.name) \($0.mapping)" }.joined(separator: ", ")
             return SetElement(parts: [source, .proto(key.proto), .port(key.port)],
-                              data: .verdict(audited ? .jump("audit") : .accept),
+                              data: .verdict(.jump(audited ? RulesetCompiler.proxyAudited : RulesetCompiler.proxyAllowed)),
                               comment: String("\(name) -> \(names) via the host".prefix(120)))
         }
     }
 
-    /// Every port Docker publishes on the host, as `protocol . host port`.
-    static func publishedPorts(_ inventory: Inventory) -> [SetElement] {
-        Set(inventory.containers.flatMap { $0.published.map { ProtocolPort(proto: protocolNumber($0.port.proto), port: $0.hostPort) } })
-            .sorted { ($0.proto, $0.port) < ($1.proto, $1.port) }
-            .map { SetElement(.proto($0.proto), .port($0.port)) }
+    /// Every port Docker publishes on the host, as `protocol . host port : grant mark`.
+    var publishedPorts: [SetElement] {
+        backends.map { key, behind in
+            SetElement(.proto(key.proto), .port(key.port), data: .value(KeyPart.mark(grantMarks[key]!).low),
+                       comment: String(behind.map { "\($0.name) \($0.mapping)" }.joined(separator: ", ").prefix(120)))
+        }
+    }
+
+    /// The userland proxy's grants: `container . protocol . port : grant mark` for each container
+    /// port behind a published one. A flow allowed into docker-proxy at input records its port's
+    /// mark for a few seconds; the proxy's own connection to the container finds it at output
+    /// and passes as the flow it relays (otherwise it is the host's, and judged as such).
+    func proxyBackends(_ family: IPFamily) -> [SetElement] {
+        var seen = Set<[UInt8]>()
+        return backends.flatMap { key, behind in
+            behind.flatMap { backend in
+                backend.addresses.filter { $0.isIPv4 == (family == .v4) }.compactMap { address -> SetElement? in
+                    let element = SetElement(KeyPart(value: address.bytes), .proto(key.proto), .port(backend.mapping.port.number),
+                                             data: .value(KeyPart.mark(grantMarks[key]!).low),
+                                             comment: "\(backend.name) \(backend.mapping.port)")
+                    return seen.insert(element.key).inserted ? element : nil
+                }
+            }
+        }
     }
 
     private func elements(_ pair: Pair, _ addresses: [KeyPart], _ who: String) -> [SetElement] {
@@ -131,9 +179,14 @@ struct VerdictElements: Sendable {
 }
 
 /// An IP protocol and a port.
-private struct ProtocolPort: Hashable {
+private struct ProtocolPort: Hashable, Comparable {
     var proto: UInt8
     var port: UInt16
+
+    static func < (a: ProtocolPort, b: ProtocolPort) -> Bool { (a.proto, a.port) < (b.proto, b.port) }
+
+    /// `proto << 16 | port`, never 0 (a published port is not 0).
+    var mark: UInt32 { UInt32(proto) << 16 | UInt32(port) }
 }
 
 /// The IP protocol number of a port's protocol (ICMP has no ports, so never published).

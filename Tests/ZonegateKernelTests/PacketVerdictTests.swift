@@ -31,6 +31,8 @@ struct PacketVerdictTests {
         let docker: FakeDockerHost
         var containers: [String: FakeContainer] = [:]
         var zones: [String: String] = [:]
+        /// Ports published through Docker's userland proxy (no DNAT), by container name.
+        var published: [String: [HostPortMapping]] = [:]
         /// Echo servers by container name and port; they stop by themselves after `serverLifetime`.
         var servers: [String: [UInt16: ProbeServer]] = [:]
         static let serverLifetime: Duration = .seconds(300)
@@ -60,7 +62,8 @@ struct PacketVerdictTests {
                 let addresses = [IPAddress(container.ipv4)!, IPAddress(container.ipv6)!]
                 return Container(name: name, labels: zones[name].map { ["zonegate.zone": $0] } ?? [:], addresses: addresses,
                                  ports: PacketVerdictTests.ports.map { ServicePort($0, .tcp) },
-                                 attachments: [BridgeAttachment(bridge: container.network.bridge, port: container.hostVeth, addresses: addresses)])
+                                 attachments: [BridgeAttachment(bridge: container.network.bridge, port: container.hostVeth, addresses: addresses)],
+                                 published: published[name] ?? [])
             }, bridges: docker.networks.map(\.bridge))
         }
 
@@ -131,6 +134,59 @@ struct PacketVerdictTests {
         #expect(try !Probe.tcpConnect(from: host.containers["web1"]!, to: host.docker.outside.hostIPv4, port: 18443, timeout: .seconds(1)))
         // corp -> web 8080 has no rule, but web's ingress... is restricted: denied directly and through the host.
         #expect(try !Probe.tcpConnect(from: host.containers["corp1"]!, to: host.docker.outside.hostIPv4, port: 18080, timeout: .seconds(1)))
+    }
+
+    /// With Docker's userland proxy a published port is not NATed: docker-proxy on the host accepts
+    /// the connection and opens its own to the container behind the port (here a stand-in relay).
+    /// The pair is judged as the flow to that container: relayed when it is allowed, although the
+    /// host itself may not reach the container; stopped at the proxy's door when it is denied.
+    @Test func theUserlandProxyRelaysExactlyTheAllowedFlows() throws {
+        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary), ("pay1", "payments", .secondary)])
+        host.published["api1"] = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp))]
+        let evaluator = try host.evaluator()
+        try host.enforcer.enforce(evaluator)
+        let web = host.containers["web1"]!, api = host.containers["api1"]!, pay = host.containers["pay1"]!
+        let apiPort = ServicePort(8080, .tcp)
+        #expect(evaluator.decide(from: .host, to: evaluator.peer(named: "api1")!, port: apiPort).verdict == .deny)
+        #expect(evaluator.decide(from: evaluator.peer(named: "web1")!, to: evaluator.peer(named: "api1")!, port: apiPort).verdict == .allow)
+        #expect(evaluator.decide(from: evaluator.peer(named: "pay1")!, to: evaluator.peer(named: "api1")!, port: apiPort).verdict == .deny)
+        // No flow relayed yet: the host's own connection to api 8080 is denied.
+        #expect(try !Probe.tcpConnect(from: host.docker, to: api.ipv4, port: 8080, timeout: .seconds(1)))
+        let relay = try ProbeRelay(in: host.docker, port: 18080, to: api.ipv4, port: 8080)
+        defer { relay.stop() }
+        // web -> api 8080 is allowed: relayed, from IPv4 and from IPv6 (the proxy goes on over IPv4).
+        #expect(try Probe.tcpConnect(from: web, to: web.network.ipv4Gateway, port: 18080, timeout: .seconds(2)))
+        #expect(try Probe.tcpConnect(from: web, to: web.network.ipv6Gateway, port: 18080, timeout: .seconds(2)))
+        #expect(host.servers["api1"]![8080]!.waitForPeer(web.network.ipv4Gateway, transport: .tcp), "the relay's connection came from the host")
+        // While the grant lives, a host process that is not root (docker-proxy is) is still the host.
+        #expect(try !Probe.tcpConnect(from: host.docker, to: api.ipv4, port: 8080, timeout: .seconds(1), user: 65534))
+        #expect(try Probe.tcpConnect(from: host.docker, to: api.ipv4, port: 9100, timeout: .seconds(1), user: 65534), "host -> api 9100 is allowed")
+        // payments -> api 8080 is denied: it never reaches the proxy.
+        let relayedBefore = relay.outcomes.relayed
+        #expect(try !Probe.tcpConnect(from: pay, to: pay.network.ipv4Gateway, port: 18080, timeout: .seconds(1)))
+        #expect(relay.outcomes.relayed == relayedBefore)
+
+        // A relayed connection lives through a policy change that keeps web -> api 8080 (the
+        // proxy's own connection is kept with the one it relays) and dies when that flow is revoked.
+        let held = try LongLivedConnection(from: web, to: web.network.ipv4Gateway, port: 18080, duration: .seconds(15))
+        defer { held.stop() }
+        #expect(held.waitUntilEstablished())
+        // Past the grant's lifetime, only conntrack keeps the proxy's connection up.
+        Thread.sleep(forTimeInterval: Double(RulesetCompiler.proxyGrantLifetime) / 1000 + 0.5)
+        try host.enforcer.enforce(try host.evaluator(Self.policyText + "\n  - {name: extra, from: api, to: web, ports: [9000/tcp]}"))
+        let afterChange = held.waitForCut(timeout: .seconds(2))
+        guard case .alive = afterChange else {
+            Issue.record("a relayed allowed connection was cut by an unrelated policy change: \(afterChange)")
+            return
+        }
+        let revoked = Self.policyText.replacingOccurrences(of: "ports: [8080/tcp, 5353/udp, icmp]", with: "ports: [5353/udp, icmp]")
+        let enforcement = try host.enforcer.enforce(try host.evaluator(revoked))
+        #expect(enforcement.endedConnections.contains { $0.originalDestinationPort == 18080 })
+        #expect(enforcement.endedConnections.contains { $0.originalDestinationPort == 8080 && $0.originalSource == IPAddress(web.network.ipv4Gateway)! })
+        guard case .cut = held.waitForCut() else {
+            Issue.record("the revoked relayed connection lived on: \(held.state)")
+            return
+        }
     }
 
     @Test func unclassifiedContainersSendAndReceiveNothing() throws {

@@ -134,7 +134,8 @@ import ZonegateTesting
                             $0.key == address.bytes + [6, 0, 0, 0, UInt8(target.hostPort >> 8), UInt8(target.hostPort & 0xff), 0, 0]
                         }
                         let decision = evaluator.decide(from: .container(index), to: evaluator.peer(named: target.container)!, port: target.port)
-                        let expected: Verdict? = [.allow: .accept, .audit: .jump("audit"), .deny: nil][decision.verdict]!
+                        // Allowed and audited flows pass through a chain that leaves the proxy's grant.
+                        let expected: Verdict? = [.allow: .jump("proxy_allowed"), .audit: .jump("proxy_audited"), .deny: nil][decision.verdict]!
                         var found: Verdict?
                         if case .verdict(let verdict)? = element?.data { found = verdict }
                         #expect(found == expected, "\(source.name) (\(address)) -> host:\(target.hostPort) (\(target.container) \(target.port))")
@@ -145,6 +146,53 @@ import ZonegateTesting
         }
         // Both kinds occur: web reaches api on 8080 only; corp and the unzoned container do not.
         #expect(allowed > 0 && denied > 0, "allowed \(allowed), denied \(denied)")
+    }
+
+    /// The proxy's onward connection finds the grant its first leg left: the mark of a host port
+    /// (in `published`) is the mark of each container port behind it (in `proxy_backends`). Host
+    /// ports that lead to one container port share a mark; the grant chains leave it, then pass.
+    @Test func proxyGrantsLeadFromAHostPortToTheContainerPortsBehindIt() throws {
+        var inventory = Self.inventory
+        // a: 18080 and 28080 both lead to its 8080; 19100 to its 9100. 18443 leads to w's 443 and
+        // (on another host address) to u's 443.
+        inventory.containers[1].published = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp)),
+                                             HostPortMapping(hostPort: 28080, port: ServicePort(8080, .tcp)),
+                                             HostPortMapping(hostPort: 19100, port: ServicePort(9100, .tcp))]
+        inventory.containers[0].published = [HostPortMapping(hostPort: 18443, port: ServicePort(443, .tcp))]
+        inventory.containers[3].published = [HostPortMapping(hostPort: 18443, port: ServicePort(443, .tcp))]
+        let table = RulesetCompiler.ruleset(try Self.evaluator(Self.policyText, inventory)).table(.inet, "zonegate")!
+        func mark(_ data: SetElement.Data?) -> UInt32? {
+            guard case .value(let bytes)? = data, bytes.count == 4 else { return nil }
+            return bytes.reversed().reduce(0) { $0 << 8 | UInt32($1) }
+        }
+        let hostPorts = Dictionary(uniqueKeysWithValues: table.set("published")!.elements.map {
+            (UInt16($0.key[4]) << 8 | UInt16($0.key[5]), mark($0.data))
+        })
+        // The group's first protocol . host port: tcp (6) . 18080 is 0x000646a0.
+        #expect(hostPorts == [18080: 0x0006_46a0, 28080: 0x0006_46a0, 19100: 0x0006_4a9c, 18443: 0x0006_480b])
+        var backends: [String: UInt32?] = [:]
+        for family in ["4", "6"] {
+            for element in table.set("proxy_backends\(family)")!.elements {
+                let address = IPAddress(bytes: Array(element.key.prefix(family == "4" ? 4 : 16)))!
+                let port = UInt16(element.key[element.key.count - 4]) << 8 | UInt16(element.key[element.key.count - 3])
+                backends["\(address) \(port)"] = mark(element.data)
+            }
+        }
+        let expected: [String: UInt32?] = inventory.containers.enumerated().reduce(into: [:]) { result, entry in
+            let marks: [UInt16: UInt32] = [1: [8080: 0x0006_46a0, 9100: 0x0006_4a9c], 0: [443: 0x0006_480b], 3: [443: 0x0006_480b]][entry.offset] ?? [:]
+            for address in entry.element.addresses {
+                for (port, mark) in marks { result["\(address) \(port)"] = mark }
+            }
+        }
+        #expect(backends == expected)
+        let grants = table.set("proxy_grants")!
+        #expect(grants.flags == [.dynamic, .timeout] && grants.timeout == 5000 && grants.elements.isEmpty)
+        let render = { (chain: String) in table.chain(chain)!.rules.map { RuleRenderer(table: table).render($0).components(separatedBy: " comment ")[0] } }
+        let grant = "meta mark 0x00000000 meta mark set meta l4proto . th dport map @published update @proxy_grants { meta mark } meta mark set 0x00000000"
+        #expect(render("proxy_allowed") == [grant, "accept"])
+        #expect(render("proxy_audited") == [grant, "jump audit"])
+        #expect(render("proxy_onward") == ["meta skuid 0 meta mark @proxy_grants meta mark set 0x00000000 accept", "meta mark set 0x00000000"])
+        #expect(render("output").contains("meta nfproto ipv4 meta mark 0x00000000 meta mark set ip daddr . meta l4proto . th dport map @proxy_backends4 jump proxy_onward"))
     }
 
     @Test func containerStartIsElementsOnlyAndOneTransaction() throws {
@@ -211,5 +259,31 @@ import ZonegateTesting
         let ended = Revocation.connectionsToEnd([allowed, revoked, published, publishedDenied, audited, fromHost, fromHostDenied, untouched],
                                                 under: evaluator, hostAddresses: [IPAddress("192.0.2.1")!])
         #expect(ended == [revoked, publishedDenied, fromHostDenied])
+    }
+
+    /// Through docker-proxy a flow is two connections: the container's to the published port on a
+    /// host address (judged as the flow to the container behind it), and the proxy's from the host
+    /// to that container (kept while a kept connection to its published port may be relayed by it).
+    @Test func userlandProxyLegsAreJudgedAsTheFlowTheyRelay() throws {
+        var inventory = RulesetCompilerTests.inventory
+        inventory.containers[1].published = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp))]
+        let evaluator = try RulesetCompilerTests.evaluator(RulesetCompilerTests.policyText, inventory)
+        let gateway = IPAddress("172.18.0.1")!
+        func connection(_ from: String, _ to: String, _ port: UInt16) -> TrackedConnection {
+            TrackedConnection(proto: 6, originalSource: IPAddress(from)!, originalDestination: IPAddress(to)!, originalSourcePort: 40000,
+                              originalDestinationPort: port, replySource: IPAddress(to)!, replySourcePort: port)
+        }
+        // web -> api 8080 is allowed (web-api); host -> api 8080 is denied (host-api is 9100 only).
+        let webLeg = connection("172.18.0.2", "172.18.0.1", 18080)
+        let onwardLeg = connection("172.18.0.1", "172.18.0.3", 8080)
+        let ended = { (connections: [TrackedConnection]) in
+            Revocation.connectionsToEnd(connections, under: evaluator, hostAddresses: [gateway])
+        }
+        #expect(ended([webLeg, onwardLeg]).isEmpty)
+        // Alone, the host's connection is the host's own: denied.
+        #expect(ended([onwardLeg]) == [onwardLeg])
+        // Once web may no longer reach api 8080, both legs end.
+        let stricter = try RulesetCompilerTests.evaluator(RulesetCompilerTests.policyText.replacingOccurrences(of: "8080/tcp, ", with: ""), inventory)
+        #expect(Revocation.connectionsToEnd([webLeg, onwardLeg], under: stricter, hostAddresses: [gateway]) == [webLeg, onwardLeg])
     }
 }

@@ -4,11 +4,12 @@ import Foundation
 /// timeout, and answers whether the exchange completed; each throws only when the probe
 /// itself could not run, so a broken harness never passes for a blocked packet.
 public enum Probe {
-    /// Connects over TCP, sends a line and waits for the server's echo.
+    /// Connects over TCP, sends a line and waits for the server's echo; as user id `user` when
+    /// given (root otherwise).
     public static func tcpConnect(
-        from site: some ProbeSite, to address: String, port: UInt16, timeout: Duration = .seconds(2)
+        from site: some ProbeSite, to address: String, port: UInt16, timeout: Duration = .seconds(2), user: UInt32? = nil
     ) throws -> Bool {
-        try runClient(["tcp", address, String(port), String(timeout.seconds)], in: site, timeout: timeout)
+        try runClient(["tcp", address, String(port), String(timeout.seconds)], in: site, timeout: timeout, user: user)
     }
 
     /// Sends one UDP datagram and waits for the server's echo.
@@ -51,9 +52,10 @@ public enum Probe {
 
     /// Runs the client script; status 0 is a completed exchange, `noExchangeStatus` (or
     /// a kill by `timeout`) a failed one, anything else a harness failure.
-    static func runClient(_ arguments: [String], in site: some ProbeSite, timeout: Duration) throws -> Bool {
+    static func runClient(_ arguments: [String], in site: some ProbeSite, timeout: Duration, user: UInt32? = nil) throws -> Bool {
+        let asUser = user.map { ["setpriv", "--reuid", String($0), "--regid", String($0), "--clear-groups"] } ?? []
         let result = try NetnsCommand.run(
-            ["python3", "-I", "-c", ProbeScripts.client] + arguments, in: site.netnsLocation,
+            asUser + ["python3", "-I", "-c", ProbeScripts.client] + arguments, in: site.netnsLocation,
             timeout: timeout + .seconds(2))
         switch result.status {
         case 0: return true

@@ -48,6 +48,54 @@ enum ProbeScripts {
                     s.sendto(b"echo " + data, peer)
         """#
 
+    /// argv: port target-address target-port lifetime-seconds. A stand-in for Docker's userland
+    /// proxy: accepts TCP on 0.0.0.0 and :: and relays each connection over a connection of its
+    /// own to the target. Prints "ready" once listening, then "relayed" or "unreachable" for each.
+    static let relay = #"""
+        import select, socket, sys, threading, time
+        port, target, target_port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+        deadline = time.monotonic() + float(sys.argv[4])
+        def left():
+            return max(0.1, deadline - time.monotonic())
+        def pipe(source, sink):
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        def relay(client):
+            try:
+                onward = socket.create_connection((target, target_port), timeout=1.0)
+            except OSError:
+                print("unreachable", flush=True)
+                client.close()
+                return
+            print("relayed", flush=True)
+            for s in (client, onward):
+                s.settimeout(left())
+            threading.Thread(target=pipe, args=(onward, client), daemon=True).start()
+            pipe(client, onward)
+        listeners = []
+        for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((address, port))
+            s.listen(128)
+            listeners.append(s)
+        print("ready", flush=True)
+        while (remaining := deadline - time.monotonic()) > 0:
+            for s in select.select(listeners, [], [], min(remaining, 0.5))[0]:
+                client, _ = s.accept()
+                threading.Thread(target=relay, args=(client,), daemon=True).start()
+        """#
+
     /// argv: mode address port timeout-seconds [mode arguments]. Modes:
     /// - `tcp`, `udp`: one exchange; exit 0 when the echo came back.
     /// - `spoofed-udp SOURCE`: one datagram sent from an address this namespace does not own.

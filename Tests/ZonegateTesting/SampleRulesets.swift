@@ -42,15 +42,27 @@ public enum SampleRulesets {
         .reject(.tcpReset),
     ])
 
+    // meta skuid 0 meta mark set meta l4proto . th dport map @marks update @grants { meta mark }
+    public static let grantByPort = Rule([
+        .meta(key: .skuid, dreg: r1),
+        .cmp(op: .eq, sreg: r1, data: [0, 0, 0, 0]),
+        .meta(key: .l4proto, dreg: r1),
+        .payload(base: .transport, offset: 2, length: 2, dreg: r32(1)),
+        .lookup(set: "marks", sreg: r1, dreg: r1, invert: false),
+        .metaSet(key: .mark, sreg: r1),
+        .meta(key: .mark, dreg: r1),
+        .dynset(op: .update, set: "grants", sreg: r1),
+    ])
+
     /// The small ruleset of the wire test: a table, a base chain, a set, a
-    /// concatenated interval set, a verdict map, payload/cmp/lookup/ct/counter/reject
-    /// rules and comments. Its nft text is `Tests/ZonegateNetfilterTests/wire.nft`.
+    /// concatenated interval set, a verdict map, a data map, a dynamic set with a timeout,
+    /// payload/cmp/lookup/ct/counter/reject/meta set/dynset rules and comments. Its nft text is `Tests/ZonegateNetfilterTests/wire.nft`.
     public static let wire = Ruleset(tables: [
         Table(family: .inet, name: "zonegate", chains: [
             Chain(name: "zone_a"),
             Chain(
                 name: "forward", hook: BaseChainHook(hook: .forward, priority: 0, type: .filter, policy: .drop),
-                rules: [acceptReplies, allowWeb, dispatchByPort, resetTCP]
+                rules: [acceptReplies, allowWeb, dispatchByPort, resetTCP, grantByPort]
             ),
         ], sets: [
             NftSet(name: "blocked", keyType: [.ipv4Addr], elements: [SetElement(.ipv4("10.9.9.9")!)]),
@@ -59,6 +71,10 @@ public enum SampleRulesets {
             ]),
             NftSet(name: "ports", keyType: [.ifname], dataType: .verdict, elements: [
                 SetElement(.ifname("veth1"), data: .verdict(.jump("zone_a"))),
+            ]),
+            NftSet(name: "grants", keyType: [.mark], flags: [.dynamic, .timeout], timeout: 5000),
+            NftSet(name: "marks", keyType: [.inetProto, .inetService], dataType: .value(.mark), elements: [
+                SetElement(.tcp, .port(8080), data: .value(KeyPart.mark(0x0006_1f90).low)),
             ]),
         ]),
     ])
