@@ -505,7 +505,7 @@ func summary(of transaction: Transaction) -> String {
         case .deleteElements(_, _, let elements): removed += elements.count
         case .addRule: rules += 1
         case .addChain, .flushChain, .deleteChain: chains += 1
-        case .addSet, .deleteSet: sets += 1
+        case .addSet, .deleteSet, .flushSet: sets += 1
         case .addTable, .deleteTable: tables += 1
         }
     }

@@ -129,6 +129,15 @@ struct BatchEncoder {
             try self.elements(NFT_MSG_NEWSETELEM, id, name, elements, flags: NLM_F_CREATE)
         case .deleteElements(let id, let name, let elements):
             try self.elements(NFT_MSG_DELSETELEM, id, name, elements, flags: 0)
+        case .flushSet(let id, let name):
+            // A DELSETELEM naming only table and set flushes the set.
+            try message(NFT_MSG_DELSETELEM, family: id.family, flags: 0) { header throws(NetfilterError) in
+                let set = try cCall("nftnl_set_alloc") { nftnl_set_alloc() }
+                defer { nftnl_set_free(set) }
+                nftnl_set_set_str(set, attr(NFTNL_SET_TABLE), id.name)
+                nftnl_set_set_str(set, attr(NFTNL_SET_NAME), name)
+                nftnl_set_elems_nlmsg_build_payload(header, set)
+            }
         }
     }
 

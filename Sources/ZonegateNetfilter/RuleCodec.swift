@@ -176,8 +176,9 @@ enum RuleCodec {
         case "meta":
             return .meta(key: try value(MetaKey.self, NFTNL_EXPR_META_KEY), dreg: register(NFTNL_EXPR_META_DREG))
         case "dynset":
-            // A per-rule timeout or data, or expressions attached to the element, are not zonegate's.
-            guard let set = string(NFTNL_EXPR_DYNSET_SET_NAME), !isSet(NFTNL_EXPR_DYNSET_SREG_DATA),
+            // A per-rule timeout, data, flags (an inverted match), or expressions attached to the
+            // element are not zonegate's.
+            guard let set = string(NFTNL_EXPR_DYNSET_SET_NAME), !isSet(NFTNL_EXPR_DYNSET_SREG_DATA), u32(NFTNL_EXPR_DYNSET_FLAGS) == 0,
                   !isSet(NFTNL_EXPR_DYNSET_EXPR), !isSet(NFTNL_EXPR_DYNSET_EXPRESSIONS),
                   !isSet(NFTNL_EXPR_DYNSET_TIMEOUT) || nftnl_expr_get_u64(e, attr(NFTNL_EXPR_DYNSET_TIMEOUT)) == 0
             else { throw .malformedReply("dynset with data, expressions or its own timeout") }

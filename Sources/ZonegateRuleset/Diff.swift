@@ -5,6 +5,9 @@
 /// change is flushed and refilled in the same transaction. Throws when `desired`
 /// is inconsistent (a rule names a missing set or chain, an element does not fit
 /// its set), naming the operation that could not be built.
+///
+/// A transaction that changes anything also flushes the dynamic sets it keeps: what the packet
+/// path wrote there (the userland proxy's grants) was decided under the old state.
 public func diff(from actual: Ruleset, to desired: Ruleset) throws(TransactionError) -> Transaction {
     var plan = DiffPlan()
     for wanted in desired.tables {
@@ -13,6 +16,7 @@ public func diff(from actual: Ruleset, to desired: Ruleset) throws(TransactionEr
     for existing in actual.tables where desired.table(existing.family, existing.name) == nil {
         plan.late.append(.deleteTable(existing.id))
     }
+    if !plan.ordered.isEmpty { plan.elementDeletes += plan.keptDynamicSets }
     var transaction = Transaction(startingFrom: actual)
     for operation in plan.ordered {
         try transaction.add(operation)
@@ -33,6 +37,8 @@ private struct DiffPlan {
     var elementAdds: [Operation] = []
     var rules: [Operation] = []
     var late: [Operation] = []
+    /// Flushes of the dynamic sets that stay as they are.
+    var keptDynamicSets: [Operation] = []
 
     var ordered: [Operation] {
         tables + flushes + elementDeletes + setDeletes + chainDeletes + chainAdds + setAdds + elementAdds + rules + late
@@ -82,6 +88,7 @@ private struct DiffPlan {
                 if !set.elements.isEmpty { elementAdds.append(.addElements(id, set: set.name, set.elements)) }
                 continue
             }
+            if set.flags.contains(.dynamic) { keptDynamicSets.append(.flushSet(id, name: set.name)) }
             // An element whose data or comment changed is deleted and added again.
             let oldElements = Set(old.elements), newElements = Set(set.elements)
             let removed = old.elements.filter { !newElements.contains($0) }

@@ -31,6 +31,17 @@ enum NftMatch {
         .cmp(op: .neq, sreg: .reg1, data: [0, 0, 0, 0]),
     ]
 
+    /// `meta l4proto . th dport` loaded from reg 8 on: a `flowKey` without addresses, so of either family.
+    static let portKey = flowKey([], .v4)
+
+    /// `@published` over the key `portKey` loaded.
+    static let isPublished = Expression.lookup(set: "published", sreg: .reg32(0), dreg: nil, invert: false)
+
+    /// `iifname "lo"`.
+    static func interfaceIs(_ key: MetaKey, _ name: String) -> [Expression] {
+        [.meta(key: key, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: KeyPart.ifname(name).low)]
+    }
+
     /// `meta mark 0x0`.
     static let markIsUnset: [Expression] = [.meta(key: .mark, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [0, 0, 0, 0])]
 

@@ -56,6 +56,8 @@ enum NftCommand {
             return "add element \(id) \(setName) \(elementList(elements, of: after.table(id.family, id.name)?.set(setName)))"
         case .deleteElements(let id, let setName, let elements):
             return "delete element \(id) \(setName) \(elementList(elements, of: before.table(id.family, id.name)?.set(setName)))"
+        case .flushSet(let id, let name):
+            return "flush set \(id) \(name)"
         }
     }
 

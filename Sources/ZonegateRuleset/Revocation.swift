@@ -49,16 +49,17 @@ public enum Revocation {
     ///
     /// Docker's userland proxy splits a flow in two, as the kernel does at input and output: a
     /// container's connection to a published port on a host address (not NATed: it reaches
-    /// docker-proxy) is judged as the flow to the container ports behind that port, and a
-    /// connection from the host to such a container port is kept while a kept connection to one
-    /// of its published ports may be what it relays.
+    /// docker-proxy) is judged as the flow to the container ports behind that port; a denied
+    /// connection from the host to such a container port is kept when it may be the proxy's
+    /// relaying a kept one (at most as many as there are kept connections to its published
+    /// ports, as only a port with one container behind it gives the proxy a grant).
     public static func connectionsToEnd(_ connections: [TrackedConnection], under evaluator: PolicyEvaluator,
                                         hostAddresses: Set<IPAddress>) -> [TrackedConnection] {
         func peer(_ address: IPAddress) -> Peer {
             hostAddresses.contains(address) ? .host : evaluator.peer(at: address)
         }
         let proxied = ProxiedPorts(evaluator.inventory)
-        var relayed = Set<ProxiedPorts.Backend>()
+        var relayed: [ProxiedPorts.Backend: Int] = [:]
         // Per connection: kept (nil), or ended unless it is the host reaching a container port the
         // proxy may be relaying to.
         let endings = connections.map { connection -> Ending? in
@@ -68,7 +69,7 @@ public enum Revocation {
                case let backends = proxied.behind(connection.proto, connection.originalDestinationPort), !backends.isEmpty {
                 let decisions = backends.map { evaluator.decide(from: source, to: .container($0.container), port: $0.port) }
                 if decisions.contains(where: { !$0.untouched && $0.verdict == .deny }) { return .ends }
-                relayed.formUnion(backends)
+                if backends.count == 1 { relayed[backends[0], default: 0] += 1 }
                 return nil
             }
             let decision = evaluator.decide(from: source, to: destination, port: port)
@@ -78,11 +79,14 @@ public enum Revocation {
             }
             return .ends
         }
-        return zip(connections, endings).compactMap { connection, ending in
+        return zip(connections, endings).compactMap { connection, ending -> TrackedConnection? in
             switch ending {
-            case nil: nil
-            case .ends?: connection
-            case .endsUnlessRelayed(let backend)?: relayed.contains(backend) ? nil : connection
+            case nil: return nil
+            case .ends?: return connection
+            case .endsUnlessRelayed(let backend)?:
+                guard let count = relayed[backend], count > 0 else { return connection }
+                relayed[backend] = count - 1
+                return nil
             }
         }
     }

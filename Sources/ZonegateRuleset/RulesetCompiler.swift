@@ -79,8 +79,12 @@ public enum RulesetCompiler {
     static func inetTable(_ elements: VerdictElements, _ inventory: Inventory, bridges: [String], defaults: Defaults) -> Table {
         var sets = [NftSet(name: "bridges", keyType: [.ifname], elements: bridges.map { SetElement(.ifname($0)) },
                            comment: "Docker bridges zonegate manages"),
-                    NftSet(name: "published", keyType: [.inetProto, .inetService], dataType: .value(.mark), elements: elements.publishedPorts,
-                           comment: "ports Docker publishes on the host: protocol . host port -> its userland proxy's grant"),
+                    NftSet(name: "published", keyType: [.inetProto, .inetService], elements: elements.publishedPorts,
+                           comment: "ports Docker publishes on the host: protocol . host port"),
+                    NftSet(name: "host_proxy", keyType: [.inetProto, .inetService], dataType: .verdict, elements: elements.hostToPublished,
+                           comment: "protocol . published host port -> the verdict of the host's flow to the container behind it"),
+                    NftSet(name: "proxy_ports", keyType: [.inetProto, .inetService], dataType: .value(.mark), elements: elements.proxyPorts,
+                           comment: "protocol . host port that leads to one container port -> the grant that lets the proxy reach it"),
                     NftSet(name: proxyGrants, keyType: [.mark], flags: [.dynamic, .timeout], timeout: proxyGrantLifetime,
                            comment: "grants of published ports just reached by an allowed flow: the proxy may relay it")]
         for family in IPFamily.allCases {
@@ -94,6 +98,9 @@ public enum RulesetCompiler {
                 verdictMap("host_ctr\(family.suffix)", [family.addressField], "container . protocol . port, from the host"),
                 NftSet(name: "ctr_proxy\(family.suffix)", keyType: [family.addressField, .inetProto, .inetService], dataType: .verdict,
                        comment: "container . protocol . published host port -> the verdict of the flow to the container behind it"),
+                NftSet(name: "out_proxy\(family.suffix)", keyType: [family.addressField, .inetProto, .inetService], dataType: .verdict,
+                       flags: .interval, elements: elements.outsideToPublished(family),
+                       comment: "outside address . protocol . published host port -> the verdict of the flow to the container behind it"),
                 NftSet(name: "proxy_backends\(family.suffix)", keyType: [family.addressField, .inetProto, .inetService], dataType: .value(.mark),
                        elements: elements.proxyBackends(family),
                        comment: "container . protocol . port behind a published port -> the grant that lets the proxy reach it"),
@@ -153,16 +160,28 @@ public enum RulesetCompiler {
 
     static func inputRules() -> [Rule] {
         var rules = established
+        // Connections that reach Docker's userland proxy are judged as the flow to the container
+        // behind the port, so that only judged flows leave the proxy a grant.
+        // iifname "lo" meta l4proto . th dport @published meta l4proto . th dport vmap @host_proxy
+        // iifname "lo" meta l4proto . th dport @published jump deny
+        let fromHostToPublished = NftMatch.interfaceIs(.iifname, "lo") + NftMatch.portKey + [NftMatch.isPublished]
+        rules.append(Rule(fromHostToPublished + NftMatch.portKey + [NftMatch.verdictLookup("host_proxy")],
+                          comment: "step 4: host -> a published port through Docker's userland proxy, judged as the flow to the container behind it"))
+        rules.append(Rule(fromHostToPublished + [.verdict(.jump("deny"))], comment: "step 5: that flow is denied"))
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: true)
             // meta nfproto ipv4 ip saddr @ctr4 meta l4proto . th dport @published ip saddr . meta l4proto . th dport vmap @ctr_proxy4
             // meta nfproto ipv4 ip saddr @ctr4 meta l4proto . th dport @published jump deny
-            let toPublished = NftMatch.nfproto(family) + NftMatch.address(family, .source, in: family.containerSet) + NftMatch.flowKey([], family)
-                + [.lookup(set: "published", sreg: .reg32(0), dreg: nil, invert: false)]
-            rules.append(Rule(toPublished + NftMatch.flowKey([.source], family) + [NftMatch.verdictLookup("ctr_proxy\(family.suffix)")],
-                              comment: "step 4: container -> a published port through Docker's userland proxy, judged as the flow to the container behind it (\(family))"))
-            rules.append(Rule(toPublished + [.verdict(.jump("deny"))],
-                              comment: "step 5: that flow is denied: publishing a port is no way around a restricted zone (\(family))"))
+            // (and ip saddr != @ctr4 ... vmap @out_proxy4 for outside addresses)
+            for (container, map, who) in [(true, "ctr_proxy", "container"), (false, "out_proxy", "outside address")] {
+                let toPublished = NftMatch.nfproto(family)
+                    + (container ? NftMatch.address(family, .source, in: family.containerSet) : NftMatch.address(family, .source, notIn: family.containerSet))
+                    + NftMatch.portKey + [NftMatch.isPublished]
+                rules.append(Rule(toPublished + NftMatch.flowKey([.source], family) + [NftMatch.verdictLookup(map + family.suffix)],
+                                  comment: "step 4: \(who) -> a published port via Docker's userland proxy, judged as the flow to the container behind it (\(family))"))
+                rules.append(Rule(toPublished + [.verdict(.jump("deny"))],
+                                  comment: "step 5: that flow is denied: publishing a port is no way around a restricted zone (\(family))"))
+            }
             // ip saddr . meta l4proto . th dport vmap @ctr_host4
             rules.append(Rule(NftMatch.nfproto(family) + NftMatch.flowKey([.source], family) + [NftMatch.verdictLookup("ctr_host\(family.suffix)")],
                               comment: "step 4: container -> host (\(family))"))
@@ -203,19 +222,28 @@ public enum RulesetCompiler {
     static let proxyGrants = "proxy_grants"
     static let proxyAllowed = "proxy_allowed"
     static let proxyAudited = "proxy_audited"
+    static let proxyGrant = "proxy_grant"
     static let proxyOnward = "proxy_onward"
     /// How long a grant lasts, in milliseconds; docker-proxy dials the container as soon as it accepts.
     public static let proxyGrantLifetime: UInt64 = 5000
 
     static func proxyChains() -> [Chain] {
-        // meta mark 0x0 meta mark set meta l4proto . th dport map @published update @proxy_grants { meta mark } meta mark set 0x0
-        let grant = Rule(NftMatch.markIsUnset + NftMatch.flowKey([], .v4)
-                            + [.lookup(set: "published", sreg: .reg32(0), dreg: .reg1, invert: false), .metaSet(key: .mark, sreg: .reg1),
-                               .meta(key: .mark, dreg: .reg1), .dynset(op: .update, set: proxyGrants, sreg: .reg1)] + NftMatch.unsetMark,
-                         comment: "grant: the userland proxy may relay this flow to the container behind the port")
+        // ct state new meta mark 0x0 jump proxy_grant
+        let grant = Rule(NftMatch.ctStateNew + NftMatch.markIsUnset + [.verdict(.jump(proxyGrant))],
+                         comment: "a new connection the userland proxy will relay: grant it")
         return [
             Chain(name: proxyAllowed, rules: [grant, Rule([.verdict(.accept)], comment: "step 4: allowed")]),
             Chain(name: proxyAudited, rules: [grant, Rule([.verdict(.jump("audit"))], comment: "step 5: audit mode")]),
+            // Entered with the mark at 0 only, so putting it back to 0 restores it.
+            Chain(name: proxyGrant, rules: [
+                // meta mark set meta l4proto . th dport map @proxy_ports update @proxy_grants { meta mark }
+                // (the mark is loaded again for the key: how nft writes `update @set { meta mark }`)
+                Rule(NftMatch.portKey + [.lookup(set: "proxy_ports", sreg: .reg32(0), dreg: .reg1, invert: false), .metaSet(key: .mark, sreg: .reg1),
+                                         .meta(key: .mark, dreg: .reg1), .dynset(op: .update, set: proxyGrants, sreg: .reg1)],
+                     comment: "grant: the userland proxy may relay this flow to the container behind the port"),
+                // meta mark set 0x0
+                Rule(NftMatch.unsetMark, comment: "the mark back to 0"),
+            ]),
             Chain(name: proxyOnward, rules: [
                 // meta skuid 0 meta mark @proxy_grants meta mark set 0x0 accept
                 Rule([.meta(key: .skuid, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [0, 0, 0, 0]),

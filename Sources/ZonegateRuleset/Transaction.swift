@@ -14,6 +14,8 @@ public enum Operation: Sendable, Hashable, Codable {
     case deleteSet(TableID, name: String)
     case addElements(TableID, set: String, [SetElement])
     case deleteElements(TableID, set: String, [SetElement])
+    /// `flush set`: deletes every element, those the packet path added included.
+    case flushSet(TableID, name: String)
 }
 
 /// Why an operation cannot be part of a transaction.
@@ -133,6 +135,9 @@ struct RulesetEditor {
             }
             current.elements = kept
             ruleset.tables[table].sets[set] = current
+        case .flushSet(let id, let name):
+            let (table, set) = try existingSet(id, name)
+            ruleset.tables[table].sets[set].elements = []
         }
     }
 
@@ -208,7 +213,8 @@ struct RulesetEditor {
                 guard let set = table.set(name) else { throw InvalidOperation(reason: "rule looks up missing set \(name)") }
                 switch (set.dataType, dreg) {
                 // A data map can also be asked only whether it holds the key.
-                case (.none, nil), (.value, _): break
+                case (.none, nil), (.value, nil): break
+                case (.value, .some(let register)) where register != .verdict: break
                 case (.verdict, .some(let register)) where register == .verdict: break
                 default: throw InvalidOperation(reason: "lookup of \(name) does not fit its set's data type")
                 }

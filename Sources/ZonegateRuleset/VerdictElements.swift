@@ -30,9 +30,12 @@ struct VerdictElements: Sendable {
         var identity: UInt32
         var name: String
         var addresses: [IPAddress]
+
+        /// The container port it leads to.
+        var target: String { "\(name) \(mapping.port)" }
     }
 
-    /// The mark of each published host port in the userland proxy's grants (see `proxyGrants`).
+    /// The grant mark of each host port that leads to one container port (see `grantMarks`).
     private let grantMarks: [ProtocolPort: UInt32]
 
     init(_ table: VerdictTable, _ inventory: Inventory) {
@@ -54,26 +57,19 @@ struct VerdictElements: Sendable {
         grantMarks = Self.grantMarks(backends)
     }
 
-    /// Host ports that lead to one container port share a grant, so that a grant through either
-    /// lets the proxy reach it: each group's mark is its first `protocol << 16 | host port`
-    /// (`tcp . 8080` is 0x00061f90), readable in `nft list` and stable while the group stands.
+    /// The mark of each container port behind a published port in the proxy's grants: the first
+    /// `protocol << 16 | host port` that leads to it alone (`tcp . 8080` is 0x00061f90), readable
+    /// in `nft list` and stable while that port stands. A host port with several containers behind
+    /// it (on different host addresses) gives no grant: their proxy's connections are the host's.
     private static func grantMarks(_ backends: [(key: ProtocolPort, behind: [Backend])]) -> [ProtocolPort: UInt32] {
-        var group = Dictionary(uniqueKeysWithValues: backends.map { ($0.key, $0.key) })
-        func root(_ key: ProtocolPort) -> ProtocolPort {
-            var key = key
-            while let parent = group[key], parent != key { key = parent }
-            return key
+        var markOfTarget: [String: UInt32] = [:]
+        var marks: [ProtocolPort: UInt32] = [:]
+        for (key, behind) in backends where behind.count == 1 {
+            let target = behind[0].target
+            if markOfTarget[target] == nil { markOfTarget[target] = key.mark }
+            marks[key] = markOfTarget[target]
         }
-        var firstPortTo: [String: ProtocolPort] = [:]
-        for (key, behind) in backends {
-            for backend in behind {
-                let target = "\(backend.name) \(backend.mapping.port)"
-                guard let first = firstPortTo[target] else { firstPortTo[target] = key; continue }
-                let (a, b) = (root(first), root(key))
-                group[max(a, b)] = min(a, b)
-            }
-        }
-        return Dictionary(uniqueKeysWithValues: backends.map { ($0.key, root($0.key).mark) })
+        return marks
     }
 
     /// Every element `container`, of identity `identity`, adds, by set.
@@ -97,7 +93,7 @@ struct VerdictElements: Sendable {
                 }
                 add(.inet, "ctr_host\(family.suffix)", elements(Pair(source: identity, destination: VerdictTable.hostIdentity), [key], name))
                 add(.inet, "host_ctr\(family.suffix)", elements(Pair(source: VerdictTable.hostIdentity, destination: identity), [key], name))
-                add(.inet, "ctr_proxy\(family.suffix)", toPublished(from: key, identity: identity, name))
+                add(.inet, "ctr_proxy\(family.suffix)", toPublished(from: [key], identity: identity, name, container: name))
                 for source in containerIdentities {
                     add(.inet, RulesetCompiler.mapName(source, family), elements(Pair(source: source, destination: identity), [key], name))
                 }
@@ -120,15 +116,16 @@ struct VerdictElements: Sendable {
         outsideRanges.filter { $0.low.isIPv4 == (family == .v4) }
     }
 
-    /// `container . protocol . host port` for a container's connections to ports Docker publishes
-    /// on the host that reach its userland proxy (NAT would have sent them on to the container):
-    /// the verdict of the flow to the container behind the port. Where two containers publish one
-    /// host port (on different host addresses), the stricter verdict applies.
-    private func toPublished(from source: KeyPart, identity: UInt32, _ name: String) -> [SetElement] {
+    /// `source . protocol . host port` for connections to ports Docker publishes on the host that
+    /// reach its userland proxy (NAT would have sent them on to the container): the verdict of
+    /// the flow to the container behind the port. `source` is a container's address, an outside
+    /// range, or nothing for the host's own. Where two containers publish one host port (on
+    /// different host addresses), the stricter verdict applies.
+    private func toPublished(from source: [KeyPart], identity: UInt32, _ name: String, container: String? = nil) -> [SetElement] {
         backends.compactMap { key, behind -> SetElement? in
             // A container reaching itself is always allowed; otherwise the pair's entries say.
             let found = behind.map { backend -> TableAction? in
-                if backend.name == name { return .accept }
+                if backend.name == container { return .accept }
                 return (entries[Pair(source: identity, destination: backend.identity)] ?? []).first {
                     $0.protocols.contains(key.proto) && $0.ports.contains(backend.mapping.port.number)
                 }?.action
@@ -136,34 +133,55 @@ struct VerdictElements: Sendable {
             guard found.allSatisfy({ $0 != nil }) else { return nil }
             let audited = found.contains { $0 == .audit }
             let names = behind.map { "\($0.name) \($0.mapping)" }.joined(separator: ", ")
-            return SetElement(parts: [source, .proto(key.proto), .port(key.port)],
+            return SetElement(parts: source + [.proto(key.proto), .port(key.port)],
                               data: .verdict(.jump(audited ? RulesetCompiler.proxyAudited : RulesetCompiler.proxyAllowed)),
                               comment: String("\(name) -> \(names) via the host".prefix(120)))
         }
     }
 
-    /// Every port Docker publishes on the host, as `protocol . host port : grant mark`.
-    var publishedPorts: [SetElement] {
-        backends.map { key, behind in
-            SetElement(.proto(key.proto), .port(key.port), data: .value(KeyPart.mark(grantMarks[key]!).low),
-                       comment: String(behind.map { "\($0.name) \($0.mapping)" }.joined(separator: ", ").prefix(120)))
+    /// The host's own connections to published ports (docker-proxy listens on the host's
+    /// loopback too), judged as host -> the container behind the port.
+    var hostToPublished: [SetElement] {
+        toPublished(from: [], identity: VerdictTable.hostIdentity, "host")
+    }
+
+    /// Outside addresses' connections to published ports that reach docker-proxy (those Docker
+    /// does not NAT: IPv6 without ip6tables), judged as the flow to the container behind the port.
+    func outsideToPublished(_ family: IPFamily) -> [SetElement] {
+        outside(family).flatMap { range in
+            toPublished(from: [KeyPart(low: range.low.bytes, high: range.high.bytes)], identity: range.identity, summary(of: range.identity))
         }
     }
 
-    /// The userland proxy's grants: `container . protocol . port : grant mark` for each container
-    /// port behind a published one. A flow allowed into docker-proxy at input records its port's
-    /// mark for a few seconds; the proxy's own connection to the container finds it at output
-    /// and passes as the flow it relays (otherwise it is the host's, and judged as such).
+    /// Every port Docker publishes on the host, as `protocol . host port`.
+    var publishedPorts: [SetElement] {
+        backends.map { key, behind in
+            SetElement(.proto(key.proto), .port(key.port), comment: String(behind.map { "\($0.name) \($0.mapping)" }.joined(separator: ", ").prefix(120)))
+        }
+    }
+
+    /// The userland proxy's grants: `protocol . host port : grant mark` for the published ports
+    /// that lead to one container port, and `container . protocol . port : grant mark` for that
+    /// container port. A flow allowed into docker-proxy at input records its port's mark for a few
+    /// seconds; the proxy's own connection to the container finds it at output and passes as the
+    /// flow it relays (otherwise it is the host's, and judged as such).
+    var proxyPorts: [SetElement] {
+        backends.compactMap { key, behind in
+            grantMarks[key].map { SetElement(.proto(key.proto), .port(key.port), data: .value(KeyPart.mark($0).low), comment: behind[0].target) }
+        }
+    }
+
     func proxyBackends(_ family: IPFamily) -> [SetElement] {
         var seen = Set<[UInt8]>()
         return backends.flatMap { key, behind in
             behind.flatMap { backend in
-                backend.addresses.filter { $0.isIPv4 == (family == .v4) }.compactMap { address -> SetElement? in
-                    let element = SetElement(KeyPart(value: address.bytes), .proto(key.proto), .port(backend.mapping.port.number),
-                                             data: .value(KeyPart.mark(grantMarks[key]!).low),
-                                             comment: "\(backend.name) \(backend.mapping.port)")
-                    return seen.insert(element.key).inserted ? element : nil
-                }
+                grantMarks[key].map { mark in
+                    backend.addresses.filter { $0.isIPv4 == (family == .v4) }.compactMap { address -> SetElement? in
+                        let element = SetElement(KeyPart(value: address.bytes), .proto(key.proto), .port(backend.mapping.port.number),
+                                                 data: .value(KeyPart.mark(mark).low), comment: backend.target)
+                        return seen.insert(element.key).inserted ? element : nil
+                    }
+                } ?? []
             }
         }
     }

@@ -103,8 +103,9 @@ struct VerdictTests {
             if passes, item.relayedByProxy, verdicts["host|\(item.to)|\(item.matrixPort)"]?.passes == false { relayedBeyondTheHost += 1 }
             #expect(after[index] == passes, "\(item): matrix says \(flow.verdict)\(item.relayedByProxy ? " (relayed by docker-proxy)" : ""), the connection \(after[index] ? "went through" : "did not")")
         }
-        // The proxy relays an allowed flow to a container the host itself may not reach (web -> api 8080).
-        #expect(!userlandProxy || relayedBeyondTheHost > 0, "no relayed flow went where the host may not")
+        // The cases include an allowed flow the proxy relays to a container the host itself may not
+        // reach (web -> api 8080), whose check above is what the grant makes pass.
+        #expect(!userlandProxy || relayedBeyondTheHost > 0, "no case relays a flow where the host may not go")
         for index in cases.indices where !open.contains(index) {
             #expect(!after[index], "\(cases[index]) was closed without zonegate and opened with it")
         }
@@ -147,9 +148,9 @@ struct VerdictTests {
         }
     }
 
-    /// Runs every case once, the sources in parallel; answers in case order.
-    /// Probes every case, the host's first: a flow relayed by docker-proxy leaves a grant that
-    /// lets root on the host reach that container port for a few seconds (README, "Published ports").
+    /// Runs every case once, the sources in parallel, the host's own first (a flow relayed by
+    /// docker-proxy leaves a grant that lets root on the host reach that container port for a few
+    /// seconds: README, "Published ports"); answers in case order.
     private func probe(_ cases: [Case]) throws -> [Bool] {
         var result = Array(repeating: false, count: cases.count)
         for hostsOwn in [true, false] {

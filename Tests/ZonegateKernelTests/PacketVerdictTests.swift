@@ -142,7 +142,8 @@ struct PacketVerdictTests {
     /// host itself may not reach the container; stopped at the proxy's door when it is denied.
     @Test func theUserlandProxyRelaysExactlyTheAllowedFlows() throws {
         let host = try Host([("web1", "web", .primary), ("api1", "api", .primary), ("pay1", "payments", .secondary)])
-        host.published["api1"] = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp))]
+        host.published["api1"] = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp)), HostPortMapping(hostPort: 19100, port: ServicePort(9100, .tcp))]
+        host.published["web1"] = [HostPortMapping(hostPort: 18081, port: ServicePort(8080, .tcp))]
         let evaluator = try host.evaluator()
         try host.enforcer.enforce(evaluator)
         let web = host.containers["web1"]!, api = host.containers["api1"]!, pay = host.containers["pay1"]!
@@ -153,7 +154,9 @@ struct PacketVerdictTests {
         // No flow relayed yet: the host's own connection to api 8080 is denied.
         #expect(try !Probe.tcpConnect(from: host.docker, to: api.ipv4, port: 8080, timeout: .seconds(1)))
         let relay = try ProbeRelay(in: host.docker, port: 18080, to: api.ipv4, port: 8080)
-        defer { relay.stop() }
+        let relays = [relay, try ProbeRelay(in: host.docker, port: 19100, to: api.ipv4, port: 9100),
+                      try ProbeRelay(in: host.docker, port: 18081, to: web.ipv4, port: 8080)]
+        defer { relays.forEach { $0.stop() } }
         // web -> api 8080 is allowed: relayed, from IPv4 and from IPv6 (the proxy goes on over IPv4).
         #expect(try Probe.tcpConnect(from: web, to: web.network.ipv4Gateway, port: 18080, timeout: .seconds(2)))
         #expect(try Probe.tcpConnect(from: web, to: web.network.ipv6Gateway, port: 18080, timeout: .seconds(2)))
@@ -164,6 +167,18 @@ struct PacketVerdictTests {
         // payments -> api 8080 is denied: it never reaches the proxy.
         let relayedBefore = relay.outcomes.relayed
         #expect(try !Probe.tcpConnect(from: pay, to: pay.network.ipv4Gateway, port: 18080, timeout: .seconds(1)))
+        #expect(relay.outcomes.relayed == relayedBefore)
+        // The host's own connections through the proxy are judged as host -> the container behind
+        // it: api 8080 is denied, root or not, though a grant for it lives; api 9100 is allowed.
+        #expect(try !Probe.tcpConnect(from: host.docker, to: "127.0.0.1", port: 18080, timeout: .seconds(1)))
+        #expect(try !Probe.tcpConnect(from: host.docker, to: "127.0.0.1", port: 18080, timeout: .seconds(1), user: 65534))
+        #expect(try Probe.tcpConnect(from: host.docker, to: "127.0.0.1", port: 19100, timeout: .seconds(2), user: 65534))
+        #expect(relay.outcomes.relayed == relayedBefore)
+        // An outside address that reaches the proxy without NAT (IPv6 here): world -> web 8080 is
+        // allowed, world -> api 8080 is not.
+        let outside = host.docker.outside
+        #expect(try Probe.tcpConnect(from: outside, to: outside.hostIPv6, port: 18081, timeout: .seconds(2)))
+        #expect(try !Probe.tcpConnect(from: outside, to: outside.hostIPv6, port: 18080, timeout: .seconds(1)))
         #expect(relay.outcomes.relayed == relayedBefore)
 
         // A relayed connection lives through a policy change that keeps web -> api 8080 (the
@@ -179,8 +194,11 @@ struct PacketVerdictTests {
             Issue.record("a relayed allowed connection was cut by an unrelated policy change: \(afterChange)")
             return
         }
+        // A fresh grant, then the revocation: the change flushes the grants made under the old policy.
+        #expect(try Probe.tcpConnect(from: web, to: web.network.ipv4Gateway, port: 18080, timeout: .seconds(2)))
         let revoked = Self.policyText.replacingOccurrences(of: "ports: [8080/tcp, 5353/udp, icmp]", with: "ports: [5353/udp, icmp]")
         let enforcement = try host.enforcer.enforce(try host.evaluator(revoked))
+        #expect(try !Probe.tcpConnect(from: host.docker, to: api.ipv4, port: 8080, timeout: .seconds(1)), "a grant outlived the revocation")
         #expect(enforcement.endedConnections.contains { $0.originalDestinationPort == 18080 })
         #expect(enforcement.endedConnections.contains { $0.originalDestinationPort == 8080 && $0.originalSource == IPAddress(web.network.ipv4Gateway)! })
         guard case .cut = held.waitForCut() else {

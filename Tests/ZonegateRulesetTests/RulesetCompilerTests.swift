@@ -149,27 +149,29 @@ import ZonegateTesting
     }
 
     /// The proxy's onward connection finds the grant its first leg left: the mark of a host port
-    /// (in `published`) is the mark of each container port behind it (in `proxy_backends`). Host
-    /// ports that lead to one container port share a mark; the grant chains leave it, then pass.
-    @Test func proxyGrantsLeadFromAHostPortToTheContainerPortsBehindIt() throws {
+    /// (in `proxy_ports`) is the mark of the container port behind it (in `proxy_backends`). Host
+    /// ports that lead to one container port share its mark; a host port with two containers
+    /// behind it gives none (their proxy's connections are judged as the host's).
+    @Test func proxyGrantsLeadFromAHostPortToTheContainerPortBehindIt() throws {
         var inventory = Self.inventory
         // a: 18080 and 28080 both lead to its 8080; 19100 to its 9100. 18443 leads to w's 443 and
-        // (on another host address) to u's 443.
+        // (on another host address) to u's 443; 10443 to w's 443 alone.
         inventory.containers[1].published = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp)),
                                              HostPortMapping(hostPort: 28080, port: ServicePort(8080, .tcp)),
                                              HostPortMapping(hostPort: 19100, port: ServicePort(9100, .tcp))]
-        inventory.containers[0].published = [HostPortMapping(hostPort: 18443, port: ServicePort(443, .tcp))]
+        inventory.containers[0].published = [HostPortMapping(hostPort: 18443, port: ServicePort(443, .tcp)),
+                                             HostPortMapping(hostPort: 10443, port: ServicePort(443, .tcp))]
         inventory.containers[3].published = [HostPortMapping(hostPort: 18443, port: ServicePort(443, .tcp))]
         let table = RulesetCompiler.ruleset(try Self.evaluator(Self.policyText, inventory)).table(.inet, "zonegate")!
         func mark(_ data: SetElement.Data?) -> UInt32? {
             guard case .value(let bytes)? = data, bytes.count == 4 else { return nil }
             return bytes.reversed().reduce(0) { $0 << 8 | UInt32($1) }
         }
-        let hostPorts = Dictionary(uniqueKeysWithValues: table.set("published")!.elements.map {
+        let hostPorts = Dictionary(uniqueKeysWithValues: table.set("proxy_ports")!.elements.map {
             (UInt16($0.key[4]) << 8 | UInt16($0.key[5]), mark($0.data))
         })
-        // The group's first protocol . host port: tcp (6) . 18080 is 0x000646a0.
-        #expect(hostPorts == [18080: 0x0006_46a0, 28080: 0x0006_46a0, 19100: 0x0006_4a9c, 18443: 0x0006_480b])
+        // The first protocol . host port to the container port: tcp (6) . 18080 is 0x000646a0.
+        #expect(hostPorts == [18080: 0x0006_46a0, 28080: 0x0006_46a0, 19100: 0x0006_4a9c, 10443: 0x0006_28cb])
         var backends: [String: UInt32?] = [:]
         for family in ["4", "6"] {
             for element in table.set("proxy_backends\(family)")!.elements {
@@ -178,21 +180,25 @@ import ZonegateTesting
                 backends["\(address) \(port)"] = mark(element.data)
             }
         }
-        let expected: [String: UInt32?] = inventory.containers.enumerated().reduce(into: [:]) { result, entry in
-            let marks: [UInt16: UInt32] = [1: [8080: 0x0006_46a0, 9100: 0x0006_4a9c], 0: [443: 0x0006_480b], 3: [443: 0x0006_480b]][entry.offset] ?? [:]
-            for address in entry.element.addresses {
-                for (port, mark) in marks { result["\(address) \(port)"] = mark }
-            }
-        }
-        #expect(backends == expected)
+        #expect(backends == ["172.18.0.3 8080": 0x0006_46a0, "fd00::3 8080": 0x0006_46a0, "172.18.0.3 9100": 0x0006_4a9c, "fd00::3 9100": 0x0006_4a9c,
+                             "172.18.0.2 443": 0x0006_28cb, "fd00::2 443": 0x0006_28cb])
         let grants = table.set("proxy_grants")!
-        #expect(grants.flags == [.dynamic, .timeout] && grants.timeout == 5000 && grants.elements.isEmpty)
+        #expect(grants.flags == [.dynamic, .timeout] && grants.timeout == RulesetCompiler.proxyGrantLifetime)
         let render = { (chain: String) in table.chain(chain)!.rules.map { RuleRenderer(table: table).render($0).components(separatedBy: " comment ")[0] } }
-        let grant = "meta mark 0x00000000 meta mark set meta l4proto . th dport map @published update @proxy_grants { meta mark } meta mark set 0x00000000"
-        #expect(render("proxy_allowed") == [grant, "accept"])
-        #expect(render("proxy_audited") == [grant, "jump audit"])
+        #expect(render("proxy_allowed") == ["ct state new meta mark 0x00000000 jump proxy_grant", "accept"])
+        #expect(render("proxy_audited") == ["ct state new meta mark 0x00000000 jump proxy_grant", "jump audit"])
+        #expect(render("proxy_grant") == ["meta mark set meta l4proto . th dport map @proxy_ports update @proxy_grants { meta mark }", "meta mark set 0x00000000"])
         #expect(render("proxy_onward") == ["meta skuid 0 meta mark @proxy_grants meta mark set 0x00000000 accept", "meta mark set 0x00000000"])
         #expect(render("output").contains("meta nfproto ipv4 meta mark 0x00000000 meta mark set ip daddr . meta l4proto . th dport map @proxy_backends4 jump proxy_onward"))
+        // The host's own and outside addresses' connections to the proxy are judged too: host ->
+        // a 9100 is allowed (host-api); the world reaches w's 443 (world-web) but not u's.
+        let hostProxy = table.set("host_proxy")!.elements.map { UInt16($0.key[4]) << 8 | UInt16($0.key[5]) }
+        #expect(hostProxy == [19100])
+        #expect(render("input").contains("iifname \"lo\" meta l4proto . th dport @published meta l4proto . th dport vmap @host_proxy"))
+        let outside = table.set("out_proxy4")!.elements.map { element -> String in
+            "\(UInt16(element.key[8]) << 8 | UInt16(element.key[9]))"
+        }
+        #expect(!outside.isEmpty && Set(outside) == ["10443"], "\(outside)")
     }
 
     @Test func containerStartIsElementsOnlyAndOneTransaction() throws {
@@ -201,8 +207,12 @@ import ZonegateTesting
         var grown = Self.inventory
         grown.containers.append(Self.attach("w2", "web", ["172.18.0.9"], port: "vethw2"))
         let transaction = try diff(from: fake.ruleset, to: RulesetCompiler.ruleset(try Self.evaluator(Self.policyText, grown)))
+        // Elements only (the proxy's grants are flushed: they were granted under the old state).
         #expect(transaction.operations.allSatisfy {
-            if case .addElements = $0 { true } else { false }
+            switch $0 {
+            case .addElements, .flushSet(_, "proxy_grants"): true
+            default: false
+            }
         }, "\(transaction)")
         try fake.apply(transaction)
         #expect(fake.transactions.count == 2)
@@ -216,7 +226,7 @@ import ZonegateTesting
         #expect(!transaction.isEmpty)
         #expect(transaction.operations.allSatisfy {
             switch $0 {
-            case .addElements, .deleteElements: true
+            case .addElements, .deleteElements, .flushSet(_, "proxy_grants"): true
             default: false
             }
         }, "\(transaction)")
@@ -280,8 +290,12 @@ import ZonegateTesting
             Revocation.connectionsToEnd(connections, under: evaluator, hostAddresses: [gateway])
         }
         #expect(ended([webLeg, onwardLeg]).isEmpty)
-        // Alone, the host's connection is the host's own: denied.
+        // Alone, the host's connection is the host's own: denied. One relayed connection covers
+        // one of the host's, not a second.
         #expect(ended([onwardLeg]) == [onwardLeg])
+        var secondOnward = onwardLeg
+        secondOnward.originalSourcePort = 40001
+        #expect(ended([webLeg, onwardLeg, secondOnward]) == [secondOnward])
         // Once web may no longer reach api 8080, both legs end.
         let stricter = try RulesetCompilerTests.evaluator(RulesetCompilerTests.policyText.replacingOccurrences(of: "8080/tcp, ", with: ""), inventory)
         #expect(Revocation.connectionsToEnd([webLeg, onwardLeg], under: stricter, hostAddresses: [gateway]) == [webLeg, onwardLeg])

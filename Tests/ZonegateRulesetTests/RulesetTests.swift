@@ -41,6 +41,19 @@ import ZonegateTesting
 @Suite struct DiffTests {
     static let id = TableID(.inet, "zonegate")
 
+    /// What the packet path wrote into a dynamic set was decided under the old state: a change
+    /// flushes it; no change touches nothing.
+    @Test func aChangeFlushesTheDynamicSetsItKeeps() throws {
+        let wire = SampleRulesets.wire
+        #expect(try diff(from: wire, to: wire).isEmpty)
+        var changed = wire
+        changed.tables[0].sets[0].elements.append(SetElement(.ipv4("10.9.9.8")!))
+        let transaction = try diff(from: wire, to: changed)
+        #expect(transaction.operations.contains(.flushSet(Self.id, name: "grants")))
+        #expect(transaction.description.contains("flush set inet zonegate grants"))
+        #expect(transaction.operations.count == 2, "\(transaction)")
+    }
+
     @Test func fromNothingBuildsEverythingInADependencyOrder() throws {
         let transaction = try diff(from: Ruleset(), to: SampleRulesets.full)
         #expect(transaction.result == SampleRulesets.full)

@@ -92,6 +92,9 @@ public final class FakeDockerHost: ProbeSite, @unchecked Sendable {
         try PrivateNetworkNamespace.prepareNamedNamespaceDirectory()
         do {
             try enableForwardingAndBridgeNetfilter()
+            // `unshare --net` leaves the private namespace's loopback down; the host's own
+            // processes reach Docker's userland proxy there.
+            try NetnsCommand.check(["ip", "link", "set", "lo", "up"])
             try createBridges()
             try createOutsideWorld()
             try createNatStandIn()

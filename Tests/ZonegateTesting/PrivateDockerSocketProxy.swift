@@ -50,17 +50,7 @@ public final class DockerSocketRelay: @unchecked Sendable {
         server.listen(64)
         server.settimeout(0.5)
         print("ready", flush=True)
-        def pump(source, sink):
-            try:
-                while data := source.recv(65536):
-                    sink.sendall(data)
-            except OSError:
-                pass
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        \#(ProbeScripts.pump)
         while time.monotonic() < deadline:
             try:
                 client, _ = server.accept()

@@ -48,16 +48,10 @@ enum ProbeScripts {
                     s.sendto(b"echo " + data, peer)
         """#
 
-    /// argv: port target-address target-port lifetime-seconds. A stand-in for Docker's userland
-    /// proxy: accepts TCP on 0.0.0.0 and :: and relays each connection over a connection of its
-    /// own to the target. Prints "ready" once listening, then "relayed" or "unreachable" for each.
-    static let relay = #"""
-        import select, socket, sys, threading, time
-        port, target, target_port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-        deadline = time.monotonic() + float(sys.argv[4])
-        def left():
-            return max(0.1, deadline - time.monotonic())
-        def pipe(source, sink):
+    /// Python: `pump(source, sink)` copies one direction of a relayed connection until either
+    /// end closes, then shuts both down (the relays' shared part).
+    static let pump = #"""
+        def pump(source, sink):
             try:
                 while data := source.recv(65536):
                     sink.sendall(data)
@@ -68,6 +62,18 @@ enum ProbeScripts {
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+        """#
+
+    /// argv: port target-address target-port lifetime-seconds. A stand-in for Docker's userland
+    /// proxy: accepts TCP on 0.0.0.0 and :: and relays each connection over a connection of its
+    /// own to the target. Prints "ready" once listening, then "relayed" or "unreachable" for each.
+    static let relay = #"""
+        import select, socket, sys, threading, time
+        port, target, target_port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+        deadline = time.monotonic() + float(sys.argv[4])
+        def left():
+            return max(0.1, deadline - time.monotonic())
+        \#(pump)
         def relay(client):
             try:
                 onward = socket.create_connection((target, target_port), timeout=1.0)
@@ -78,8 +84,8 @@ enum ProbeScripts {
             print("relayed", flush=True)
             for s in (client, onward):
                 s.settimeout(left())
-            threading.Thread(target=pipe, args=(onward, client), daemon=True).start()
-            pipe(client, onward)
+            threading.Thread(target=pump, args=(onward, client), daemon=True).start()
+            pump(client, onward)
         listeners = []
         for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
             s = socket.socket(family, socket.SOCK_STREAM)
