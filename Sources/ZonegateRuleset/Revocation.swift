@@ -58,15 +58,17 @@ public enum Revocation {
         func peer(_ address: IPAddress) -> Peer {
             hostAddresses.contains(address) ? .host : evaluator.peer(at: address)
         }
-        let proxied = ProxiedPorts(evaluator.inventory)
-        var relayed: [ProxiedPorts.Backend: Int] = [:]
+        let proxied = Dictionary(uniqueKeysWithValues: publishedBackends(evaluator.inventory).map { key, behind in
+            (key, behind.map { Backend(container: $0.container, port: $0.mapping.port) })
+        })
+        var relayed: [Backend: Int] = [:]
         // Per connection: kept (nil), or ended unless it is the host reaching a container port the
         // proxy may be relaying to.
         let endings = connections.map { connection -> Ending? in
             guard let port = servicePort(connection) else { return nil }
             let source = peer(connection.originalSource), destination = peer(connection.replySource)
             if source.isContainer, destination == .host, connection.replySourcePort == connection.originalDestinationPort,
-               case let backends = proxied.behind(connection.proto, connection.originalDestinationPort), !backends.isEmpty {
+               let backends = proxied[ProtocolPort(proto: connection.proto, port: connection.originalDestinationPort)] {
                 let decisions = backends.map { evaluator.decide(from: source, to: .container($0.container), port: $0.port) }
                 if decisions.contains(where: { !$0.untouched && $0.verdict == .deny }) { return .ends }
                 if backends.count == 1 { relayed[backends[0], default: 0] += 1 }
@@ -75,7 +77,7 @@ public enum Revocation {
             let decision = evaluator.decide(from: source, to: destination, port: port)
             guard !decision.untouched, decision.verdict == .deny else { return nil }
             if source == .host, case .container(let index) = destination {
-                return .endsUnlessRelayed(ProxiedPorts.Backend(container: index, port: port))
+                return .endsUnlessRelayed(Backend(container: index, port: port))
             }
             return .ends
         }
@@ -107,31 +109,11 @@ public enum Revocation {
 /// denied unless docker-proxy is relaying an allowed flow through it.
 private enum Ending {
     case ends
-    case endsUnlessRelayed(ProxiedPorts.Backend)
+    case endsUnlessRelayed(Backend)
 }
 
-/// The container ports behind each port Docker publishes on the host.
-private struct ProxiedPorts {
-    /// A container (its index in the inventory) and one of its own ports.
-    struct Backend: Hashable {
-        var container: Int
-        var port: ServicePort
-    }
-
-    private let backends: [UInt32: [Backend]]
-
-    init(_ inventory: Inventory) {
-        var backends: [UInt32: [Backend]] = [:]
-        for (index, container) in inventory.containers.enumerated() {
-            for mapping in container.published {
-                backends[Self.key(protocolNumber(mapping.port.proto), mapping.hostPort), default: []]
-                    .append(Backend(container: index, port: mapping.port))
-            }
-        }
-        self.backends = backends
-    }
-
-    func behind(_ proto: UInt8, _ hostPort: UInt16) -> [Backend] { backends[Self.key(proto, hostPort)] ?? [] }
-
-    private static func key(_ proto: UInt8, _ port: UInt16) -> UInt32 { UInt32(proto) << 16 | UInt32(port) }
+/// A container (its index in the inventory) and one of its own ports.
+private struct Backend: Hashable {
+    var container: Int
+    var port: ServicePort
 }

@@ -47,13 +47,12 @@ struct VerdictElements: Sendable {
             return nil
         }
         let identityOf = Dictionary(table.containerAddresses.map { ($0.container, $0.identity) }, uniquingKeysWith: { first, _ in first })
-        backends = Dictionary(grouping: inventory.containers.flatMap { container in
-            container.published.compactMap { mapping in
-                identityOf[container.name].map { Backend(mapping: mapping, identity: $0, name: container.name, addresses: container.addresses) }
-            }
-        }, by: { ProtocolPort(proto: protocolNumber($0.mapping.port.proto), port: $0.mapping.hostPort) })
-            .sorted { $0.key < $1.key }
-            .map { (key: $0.key, behind: $0.value) }
+        backends = publishedBackends(inventory).map { key, behind in
+            (key: key, behind: behind.compactMap { index, mapping in
+                let container = inventory.containers[index]
+                return identityOf[container.name].map { Backend(mapping: mapping, identity: $0, name: container.name, addresses: container.addresses) }
+            })
+        }
         grantMarks = Self.grantMarks(backends)
     }
 
@@ -196,8 +195,17 @@ struct VerdictElements: Sendable {
     }
 }
 
+/// The containers (by index in the inventory) behind each port Docker publishes on the host, by
+/// protocol and host port: what the proxy's verdicts and the judging of its connections start from.
+func publishedBackends(_ inventory: Inventory) -> [(key: ProtocolPort, behind: [(container: Int, mapping: HostPortMapping)])] {
+    Dictionary(grouping: inventory.containers.indices.flatMap { index in inventory.containers[index].published.map { (container: index, mapping: $0) } },
+               by: { ProtocolPort(proto: protocolNumber($0.mapping.port.proto), port: $0.mapping.hostPort) })
+        .sorted { $0.key < $1.key }
+        .map { (key: $0.key, behind: $0.value) }
+}
+
 /// An IP protocol and a port.
-private struct ProtocolPort: Hashable, Comparable {
+struct ProtocolPort: Hashable, Comparable {
     var proto: UInt8
     var port: UInt16
 

@@ -49,7 +49,8 @@ struct CompiledRulesetTests {
         for text in ["step 1: replies within allowed connections pass", "ip saddr vmap @dispatch4", "payments-1", "api-to-payments",
                      "ip saddr . ip daddr . meta l4proto . th dport vmap @ctr_out4",
                      "meta l4proto . th dport @published ip saddr . meta l4proto . th dport vmap @ctr_proxy4",
-                     "meta mark set meta l4proto . th dport map @published update @proxy_grants { meta mark } meta mark set 0x00000000",
+                     "meta mark set meta l4proto . th dport map @proxy_ports update @proxy_grants { meta mark }",
+                     "iifname \"lo\" meta l4proto . th dport @published meta l4proto . th dport vmap @host_proxy",
                      "meta mark 0x00000000 meta mark set ip daddr . meta l4proto . th dport map @proxy_backends4 jump proxy_onward",
                      "meta skuid 0 meta mark @proxy_grants meta mark set 0x00000000 accept", "flags dynamic,timeout"] {
             #expect(listing.contains(text), "nft list lacks \(text)")
