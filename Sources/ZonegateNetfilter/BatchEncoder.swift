@@ -118,26 +118,28 @@ struct BatchEncoder {
             }
         case .deleteSet(let id, let name):
             sets[SetName(table: id, name: name)] = nil
-            try message(NFT_MSG_DELSET, family: id.family, flags: 0) { header throws(NetfilterError) in
-                let set = try cCall("nftnl_set_alloc") { nftnl_set_alloc() }
-                defer { nftnl_set_free(set) }
-                nftnl_set_set_str(set, attr(NFTNL_SET_TABLE), id.name)
-                nftnl_set_set_str(set, attr(NFTNL_SET_NAME), name)
-                nftnl_set_nlmsg_build_payload(header, set)
-            }
+            try setByName(NFT_MSG_DELSET, id, name, nftnl_set_nlmsg_build_payload)
         case .addElements(let id, let name, let elements):
             try self.elements(NFT_MSG_NEWSETELEM, id, name, elements, flags: NLM_F_CREATE)
         case .deleteElements(let id, let name, let elements):
             try self.elements(NFT_MSG_DELSETELEM, id, name, elements, flags: 0)
         case .flushSet(let id, let name):
             // A DELSETELEM naming only table and set flushes the set.
-            try message(NFT_MSG_DELSETELEM, family: id.family, flags: 0) { header throws(NetfilterError) in
-                let set = try cCall("nftnl_set_alloc") { nftnl_set_alloc() }
-                defer { nftnl_set_free(set) }
-                nftnl_set_set_str(set, attr(NFTNL_SET_TABLE), id.name)
-                nftnl_set_set_str(set, attr(NFTNL_SET_NAME), name)
-                nftnl_set_elems_nlmsg_build_payload(header, set)
-            }
+            try setByName(NFT_MSG_DELSETELEM, id, name, nftnl_set_elems_nlmsg_build_payload)
+        }
+    }
+
+    // delete set inet zonegate s / flush set inet zonegate s: a message naming only the set.
+    private mutating func setByName(
+        _ type: nf_tables_msg_types, _ id: TableID, _ name: String,
+        _ build: (UnsafeMutablePointer<nlmsghdr>?, OpaquePointer?) -> Void
+    ) throws(NetfilterError) {
+        try message(type, family: id.family, flags: 0) { header throws(NetfilterError) in
+            let set = try cCall("nftnl_set_alloc") { nftnl_set_alloc() }
+            defer { nftnl_set_free(set) }
+            nftnl_set_set_str(set, attr(NFTNL_SET_TABLE), id.name)
+            nftnl_set_set_str(set, attr(NFTNL_SET_NAME), name)
+            build(header, set)
         }
     }
 
