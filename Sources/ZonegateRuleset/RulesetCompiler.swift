@@ -33,7 +33,8 @@ import ZonegatePolicy
 ///   chain from_<id> { ip daddr . meta l4proto . th dport vmap @to4_<id> }
 ///   chain input { ...; meta l4proto . th dport @published ip saddr . meta l4proto . th dport vmap @ctr_proxy4; ... }
 ///   chain output { ...; meta mark 0x0 meta mark set ip daddr . meta l4proto . th dport map @proxy_backends4 jump proxy_onward; ... }
-///   chain proxy_allowed { <grant: update @proxy_grants>; accept }                 # Docker's userland proxy
+///   chain proxy_allowed { ct state new meta mark 0x0 jump proxy_grant; accept }   # Docker's userland proxy
+///   chain proxy_grant { meta mark set meta l4proto . th dport map @proxy_ports update @proxy_grants { meta mark }; meta mark set 0x0 }
 ///   chain proxy_onward { meta skuid 0 meta mark @proxy_grants meta mark set 0x0 accept; meta mark set 0x0 }
 /// }
 /// table bridge zonegate {                                                   # step 3
@@ -209,16 +210,17 @@ public enum RulesetCompiler {
 
     // MARK: - Docker's userland proxy
 
-    /// docker-proxy relays a container's connection to a published port with a connection of
-    /// its own, from the host: policy.md judges the pair as the flow to the container behind the
-    /// port. The kernel does not link the two, so the first, judged at input, leaves a grant
-    /// keyed by its port's mark; the second, at output, carries the mark of the container port it
-    /// goes to and passes if a grant is there. The packet mark is the one carrier nft has between
-    /// statements; it is used only while it is 0 and put back to 0 at once, so no other
-    /// table sees it (a packet marked by another firewall is judged without a grant: as the
-    /// host's). A grant lives `proxyGrantLifetime` after the last allowed connection to its port,
-    /// and within it any connection a root process on the host opens to that container port
-    /// passes (docker-proxy runs as root; other users' connections are judged as the host's).
+    /// docker-proxy relays a connection to a published port with a connection of its own, from
+    /// the host: policy.md judges the pair as the flow to the container behind the port. The
+    /// kernel does not link the two, so the first, judged at input whoever its client is, leaves
+    /// a grant keyed by the mark of that container port; the second, at output, carries the mark
+    /// of the container port it goes to and passes if a grant is there. The packet mark is the one
+    /// carrier nft has between statements; it is used only while it is 0 and put back to 0 at
+    /// once, so no other table sees it (a packet marked by another firewall is judged without a
+    /// grant: as the host's). A grant lives `proxyGrantLifetime` after the last allowed new
+    /// connection through it, and within it any connection a root process on the host opens to
+    /// that container port passes (docker-proxy runs as root; other users' connections are judged
+    /// as the host's). Any full change flushes the grants (`diff`).
     static let proxyGrants = "proxy_grants"
     static let proxyAllowed = "proxy_allowed"
     static let proxyAudited = "proxy_audited"
