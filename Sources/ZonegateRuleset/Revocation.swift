@@ -48,8 +48,9 @@ public enum Revocation {
     /// destination, its port) is now denied. Audited flows pass, so they are kept.
     ///
     /// Docker's userland proxy splits a flow in two, as the kernel does at input and output: a
-    /// container's connection to a published port on a host address (not NATed: it reaches
-    /// docker-proxy) is judged as the flow to the container ports behind that port; a denied
+    /// container's or an outside address's connection to a published port on a host address (not
+    /// NATed: it reaches docker-proxy) is judged as the flow to the container ports behind that
+    /// port (the host's own is the host's flow to them already); a denied
     /// connection from the host to such a container port is kept when it may be the proxy's
     /// relaying a kept one (at most as many as there are kept connections to its published
     /// ports, as only a port with one container behind it gives the proxy a grant).
@@ -67,7 +68,7 @@ public enum Revocation {
         let endings = connections.map { connection -> Ending? in
             guard let port = servicePort(connection) else { return nil }
             let source = peer(connection.originalSource), destination = peer(connection.replySource)
-            if source.isContainer, destination == .host, connection.replySourcePort == connection.originalDestinationPort,
+            if source != .host, destination == .host, connection.replySourcePort == connection.originalDestinationPort,
                let backends = proxied[ProtocolPort(proto: connection.proto, port: connection.originalDestinationPort)] {
                 let decisions = backends.map { evaluator.decide(from: source, to: .container($0.container), port: $0.port) }
                 if decisions.contains(where: { !$0.untouched && $0.verdict == .deny }) { return .ends }

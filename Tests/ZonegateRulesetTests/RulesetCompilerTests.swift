@@ -277,6 +277,7 @@ import ZonegateTesting
     @Test func userlandProxyLegsAreJudgedAsTheFlowTheyRelay() throws {
         var inventory = RulesetCompilerTests.inventory
         inventory.containers[1].published = [HostPortMapping(hostPort: 18080, port: ServicePort(8080, .tcp))]
+        inventory.containers[0].published = [HostPortMapping(hostPort: 10443, port: ServicePort(443, .tcp))]
         let evaluator = try RulesetCompilerTests.evaluator(RulesetCompilerTests.policyText, inventory)
         let gateway = IPAddress("172.18.0.1")!
         func connection(_ from: String, _ to: String, _ port: UInt16) -> TrackedConnection {
@@ -296,6 +297,11 @@ import ZonegateTesting
         var secondOnward = onwardLeg
         secondOnward.originalSourcePort = 40001
         #expect(ended([webLeg, onwardLeg, secondOnward]) == [secondOnward])
+        // An outside address reaching the proxy (world -> w 443 is allowed; host -> w 443 is not).
+        let worldLeg = connection("203.0.113.9", "172.18.0.1", 10443)
+        let onwardToWeb = connection("172.18.0.1", "172.18.0.2", 443)
+        #expect(ended([worldLeg, onwardToWeb]).isEmpty)
+        #expect(ended([onwardToWeb]) == [onwardToWeb])
         // Once web may no longer reach api 8080, both legs end.
         let stricter = try RulesetCompilerTests.evaluator(RulesetCompilerTests.policyText.replacingOccurrences(of: "8080/tcp, ", with: ""), inventory)
         #expect(Revocation.connectionsToEnd([webLeg, onwardLeg], under: stricter, hostAddresses: [gateway]) == [webLeg, onwardLeg])
