@@ -46,6 +46,8 @@ public struct CompiledRuleset: Sendable {
     private var membersOfIdentity: [UInt32: Int] = [:]
     /// The key of the container holding each address.
     private var holderOfAddress: [IPAddress: String] = [:]
+    /// The keys of the containers that publish ports: fixed, as `update` refuses their changes.
+    private let publishing: [String]
 
     /// One container's part.
     private struct Member: Sendable {
@@ -71,6 +73,7 @@ public struct CompiledRuleset: Sendable {
         intervalSets = Set(skeleton.tables.flatMap { table in
             table.sets.filter { $0.flags.contains(.interval) }.map { SetAddress(family: table.family, set: $0.name) }
         })
+        publishing = evaluator.inventory.containers.filter { !$0.published.isEmpty }.map { $0.id ?? $0.name }
         for (index, container) in evaluator.inventory.containers.enumerated() {
             let identity = identityNumbers[evaluator.identities[evaluator.identityOfContainer[index]]]!
             insert(member(container, identity: identity), key: container.id ?? container.name)
@@ -179,7 +182,6 @@ public struct CompiledRuleset: Sendable {
     /// them now, and those that publish ports (a connection to a published port is judged as the
     /// flow to the container behind it).
     public func containersDeciding(flowsOf addresses: Set<IPAddress>) -> [Container] {
-        let publishing = members.filter { !$0.value.container.published.isEmpty }.keys
         return Set(addresses.compactMap { holderOfAddress[$0] }).union(publishing).sorted().compactMap { members[$0]?.container }
     }
 
