@@ -4,46 +4,244 @@ import ZonegatePolicy
 /// another: the question "can a container be in zones A and B but not C?" asked over every
 /// possible container, not just the ones running now.
 ///
-/// Requirements on different keys are independent, so each key only needs the values the
-/// selectors mention, plus "absent" and "some other value"; a search over those choices, pruned as
-/// soon as a selector is decided, is exact.
+/// Requirements on different keys are independent, and on one key a requirement only tells apart
+/// the values it mentions, "absent" and "any other value": so each key's possible values are a
+/// `ValueSet` (finite or cofinite, with or without "absent"), never an enumeration. The required
+/// selectors narrow each key's domain; each excluded selector becomes a clause (one of its
+/// requirements fails). Clauses are simplified against the domains, unit clauses narrow them
+/// (propagation), a clause with a key no other clause uses is satisfied on its own, clauses that
+/// share no key are solved apart, and only what is left is branched on (DPLL). See docs/prover.md.
 public enum LabelSatisfiability {
     public static func satisfiable(matching required: [LabelSelector], notMatching excluded: [LabelSelector]) -> Bool {
-        if excluded.contains(where: \.isEmpty) { return false }
-        let mustMatch = required.map(\.requirements)
-        let mustNotMatch = excluded.map(\.requirements)
-        let keys = Array(Set((mustMatch + mustNotMatch).joined().map(\.key))).sorted()
-        let choices: [[String?]] = keys.map { key in
-            let mentioned = Set((mustMatch + mustNotMatch).joined().filter { $0.key == key }.flatMap(\.values))
-            var fresh = "\u{1}other"
-            while mentioned.contains(fresh) { fresh += "'" }
-            return [nil] + mentioned.sorted() + [fresh]
-        }
-        var assignment: [String: String?] = [:]
+        satisfiable(matching: required.map(CompiledSelector.init), notMatching: excluded.map(CompiledSelector.init))
+    }
 
-        func consistent() -> Bool {
-            for requirements in mustMatch {
-                for requirement in requirements {
-                    if let value = assignment[requirement.key], !requirement.matches(value) { return false }
+    /// The same question over selectors compiled once (the prover asks it many times per zone).
+    static func satisfiable(matching required: [CompiledSelector], notMatching excluded: [CompiledSelector]) -> Bool {
+        var domains: [String: ValueSet] = [:]
+        for selector in required {
+            guard let parts = selector.parts else { return false }
+            for (key, set) in parts {
+                let narrowed = domains[key].map { $0.intersection(set) } ?? set
+                if narrowed.isEmpty { return false }
+                domains[key] = narrowed
+            }
+        }
+        var clauses: [[Literal]] = []
+        for selector in excluded {
+            // A selector that matches nothing is never matched; one with no requirement always is.
+            guard let parts = selector.parts else { continue }
+            if parts.isEmpty { return false }
+            clauses.append(parts.map { Literal(key: $0.key, allowed: $0.set.complement) })
+        }
+        return solve(domains, clauses)
+    }
+
+    /// One literal of a clause: the key's value lies in `allowed`.
+    struct Literal {
+        var key: String
+        var allowed: ValueSet
+    }
+
+    /// DPLL over per-key domains. A key without a domain entry may take any value.
+    private static func solve(_ initialDomains: [String: ValueSet], _ initialClauses: [[Literal]]) -> Bool {
+        var domains = initialDomains
+        var clauses = initialClauses
+        // Simplify and propagate until nothing changes.
+        while true {
+            var changed = false
+            var kept: [[Literal]] = []
+            kept.reserveCapacity(clauses.count)
+            for clause in clauses {
+                var literals: [Literal] = []
+                var satisfied = false
+                for literal in clause {
+                    let domain = domains[literal.key] ?? .everything
+                    if !domain.intersects(literal.allowed) { continue }           // this literal cannot hold
+                    if domain.isSubset(of: literal.allowed) { satisfied = true; break }  // it always holds
+                    literals.append(literal)
+                }
+                if satisfied { continue }
+                if literals.isEmpty { return false }
+                if literals.count == 1 {
+                    // Unit: the key must take a value in `allowed`.
+                    let literal = literals[0]
+                    let narrowed = (domains[literal.key] ?? .everything).intersection(literal.allowed)
+                    if narrowed.isEmpty { return false }
+                    domains[literal.key] = narrowed
+                    changed = true
+                    continue
+                }
+                kept.append(literals)
+            }
+            // A clause with a literal on a key that no other clause mentions is satisfied by that
+            // key alone (its domain meets `allowed`), whatever the other clauses need.
+            var occurrences: [String: Int] = [:]
+            for clause in kept { for literal in clause { occurrences[literal.key, default: 0] += 1 } }
+            let before = kept.count
+            kept.removeAll { clause in clause.contains { occurrences[$0.key] == 1 } }
+            if kept.count != before { changed = true }
+            clauses = kept
+            if clauses.isEmpty { return true }
+            if !changed { break }
+        }
+        // Components: clauses that share no key are independent problems.
+        for component in components(clauses) {
+            if !branch(domains, component) { return false }
+        }
+        return true
+    }
+
+    /// Groups clauses connected through shared keys.
+    private static func components(_ clauses: [[Literal]]) -> [[[Literal]]] {
+        var parent = Array(clauses.indices)
+        func find(_ index: Int) -> Int {
+            var index = index
+            while parent[index] != index { parent[index] = parent[parent[index]]; index = parent[index] }
+            return index
+        }
+        var owner: [String: Int] = [:]
+        for (index, clause) in clauses.enumerated() {
+            for literal in clause {
+                if let other = owner[literal.key] {
+                    let a = find(index), b = find(other)
+                    if a != b { parent[a] = b }
+                } else {
+                    owner[literal.key] = index
                 }
             }
-            for requirements in mustNotMatch {
-                // An excluded selector fails the search once all its keys are set and all hold.
-                let decided = requirements.allSatisfy { assignment[$0.key] != nil }
-                if decided && requirements.allSatisfy({ $0.matches(assignment[$0.key]!) }) { return false }
-            }
-            return true
         }
-
-        func search(_ depth: Int) -> Bool {
-            if depth == keys.count { return true }
-            for choice in choices[depth] {
-                assignment[keys[depth]] = .some(choice)
-                if consistent() && search(depth + 1) { return true }
-            }
-            assignment[keys[depth]] = nil
-            return false
+        var groups: [Int: [[Literal]]] = [:]
+        var order: [Int] = []
+        for (index, clause) in clauses.enumerated() {
+            let root = find(index)
+            if groups[root] == nil { order.append(root) }
+            groups[root, default: []].append(clause)
         }
-        return consistent() && search(0)
+        return order.map { groups[$0]! }
     }
+
+    /// Branches on one literal of a shortest clause: it holds, or it fails.
+    private static func branch(_ domains: [String: ValueSet], _ clauses: [[Literal]]) -> Bool {
+        let clause = clauses.min { $0.count < $1.count }!
+        // The key mentioned most often, so that either branch simplifies the most clauses.
+        var occurrences: [String: Int] = [:]
+        for clause in clauses { for literal in clause { occurrences[literal.key, default: 0] += 1 } }
+        let literal = clause.max { occurrences[$0.key]! < occurrences[$1.key]! }!
+        let domain = domains[literal.key] ?? .everything
+        for side in [literal.allowed, literal.allowed.complement] {
+            let narrowed = domain.intersection(side)
+            if narrowed.isEmpty { continue }
+            var next = domains
+            next[literal.key] = narrowed
+            if solve(next, clauses) { return true }
+        }
+        return false
+    }
+}
+
+/// A selector reduced to one value set per key (the intersection of its requirements on that
+/// key); `parts` nil when two of them contradict, so that it matches no labels at all.
+struct CompiledSelector: Hashable, Sendable {
+    var parts: [(key: String, set: ValueSet)]?
+
+    init(_ selector: LabelSelector) {
+        var sets: [String: ValueSet] = [:]
+        var order: [String] = []
+        for requirement in selector.requirements {
+            let set = ValueSet(requirement)
+            if let known = sets[requirement.key] {
+                sets[requirement.key] = known.intersection(set)
+            } else {
+                sets[requirement.key] = set
+                order.append(requirement.key)
+            }
+        }
+        if sets.values.contains(where: \.isEmpty) {
+            parts = nil
+        } else {
+            parts = order.map { ($0, sets[$0]!) }
+        }
+    }
+
+    /// Whether the selector matches no labels at all.
+    var isUnsatisfiable: Bool { parts == nil }
+
+    static func == (a: CompiledSelector, b: CompiledSelector) -> Bool {
+        switch (a.parts, b.parts) {
+        case (nil, nil): return true
+        case (let x?, let y?): return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.set == $1.set }
+        default: return false
+        }
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(parts == nil)
+        for part in parts ?? [] {
+            hasher.combine(part.key)
+            hasher.combine(part.set)
+        }
+    }
+}
+
+/// A set of label values of one key, "absent" included or not: either the finite set `values`,
+/// or (when `cofinite`) every value except `values`. Closed under intersection and complement,
+/// so every selector requirement, and every combination of them, is one.
+struct ValueSet: Hashable, Sendable {
+    var values: Set<String>
+    var cofinite: Bool
+    var absent: Bool
+
+    static let everything = ValueSet(values: [], cofinite: true, absent: true)
+
+    init(values: Set<String>, cofinite: Bool, absent: Bool) {
+        self.values = values
+        self.cofinite = cofinite
+        self.absent = absent
+    }
+
+    init(_ requirement: LabelSelector.Requirement) {
+        switch requirement.op {
+        case .in: self.init(values: Set(requirement.values), cofinite: false, absent: false)
+        case .notIn: self.init(values: Set(requirement.values), cofinite: true, absent: true)
+        case .exists: self.init(values: [], cofinite: true, absent: false)
+        case .doesNotExist: self.init(values: [], cofinite: false, absent: true)
+        }
+    }
+
+    var isEmpty: Bool { !absent && !cofinite && values.isEmpty }
+
+    func contains(_ value: String?) -> Bool {
+        guard let value else { return absent }
+        return values.contains(value) != cofinite
+    }
+
+    var complement: ValueSet { ValueSet(values: values, cofinite: !cofinite, absent: !absent) }
+
+    func intersection(_ other: ValueSet) -> ValueSet {
+        let absent = self.absent && other.absent
+        switch (cofinite, other.cofinite) {
+        case (false, false):
+            let (small, large) = values.count <= other.values.count ? (values, other.values) : (other.values, values)
+            return ValueSet(values: small.filter(large.contains), cofinite: false, absent: absent)
+        case (false, true): return ValueSet(values: values.subtracting(other.values), cofinite: false, absent: absent)
+        case (true, false): return ValueSet(values: other.values.subtracting(values), cofinite: false, absent: absent)
+        case (true, true): return ValueSet(values: values.union(other.values), cofinite: true, absent: absent)
+        }
+    }
+
+    /// Whether the two share a value (or both hold "absent"), without building the intersection.
+    func intersects(_ other: ValueSet) -> Bool {
+        if absent && other.absent { return true }
+        switch (cofinite, other.cofinite) {
+        case (false, false):
+            let (small, large) = values.count <= other.values.count ? (values, other.values) : (other.values, values)
+            return small.contains(where: large.contains)
+        case (false, true): return values.contains { !other.values.contains($0) }
+        case (true, false): return other.values.contains { !values.contains($0) }
+        case (true, true): return true  // both leave out finitely many of infinitely many values
+        }
+    }
+
+    func isSubset(of other: ValueSet) -> Bool { !intersects(other.complement) }
 }
