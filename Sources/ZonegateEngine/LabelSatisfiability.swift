@@ -43,11 +43,45 @@ public enum LabelSatisfiability {
         var allowed: ValueSet
     }
 
-    /// DPLL over per-key domains. A key without a domain entry may take any value.
-    private static func solve(_ initialDomains: [String: ValueSet], _ initialClauses: [[Literal]]) -> Bool {
-        var domains = initialDomains
-        var clauses = initialClauses
-        // Simplify and propagate until nothing changes.
+    private typealias State = (domains: [String: ValueSet], clauses: [[Literal]])
+
+    /// Propagation first; then the clauses left fall into components that share no key, each
+    /// decided by its own search.
+    private static func solve(_ domains: [String: ValueSet], _ clauses: [[Literal]]) -> Bool {
+        guard let state = propagate((domains, clauses)) else { return false }
+        return components(state.clauses).allSatisfy { search((state.domains, $0)) }
+    }
+
+    /// Depth-first search with an explicit stack (no recursion, whatever the number of clauses):
+    /// propagate, then branch on one literal of a shortest clause, holding or failing.
+    private static func search(_ start: State) -> Bool {
+        var stack = [start]
+        while let state = stack.popLast() {
+            guard let state = propagate(state) else { continue }
+            if state.clauses.isEmpty { return true }
+            let clause = state.clauses.min { $0.count < $1.count }!
+            // The key mentioned most often, so that either branch simplifies the most clauses.
+            var occurrences: [String: Int] = [:]
+            for clause in state.clauses { for literal in clause { occurrences[literal.key, default: 0] += 1 } }
+            let literal = clause.max { occurrences[$0.key]! < occurrences[$1.key]! }!
+            let domain = state.domains[literal.key] ?? .everything
+            // Pushed last, popped first: the literal holds.
+            for side in [literal.allowed.complement, literal.allowed] {
+                let narrowed = domain.intersection(side)
+                if narrowed.isEmpty { continue }
+                var domains = state.domains
+                domains[literal.key] = narrowed
+                stack.append((domains, state.clauses))
+            }
+        }
+        return false
+    }
+
+    /// Simplifies the clauses against the domains, narrows domains by unit clauses and drops
+    /// clauses that a key of their own satisfies, until nothing changes; nil on a contradiction.
+    /// Left: clauses of two or more undecided literals, each sharing every key with another clause.
+    private static func propagate(_ state: State) -> State? {
+        var (domains, clauses) = state
         while true {
             var changed = false
             var kept: [[Literal]] = []
@@ -62,12 +96,12 @@ public enum LabelSatisfiability {
                     literals.append(literal)
                 }
                 if satisfied { continue }
-                if literals.isEmpty { return false }
+                if literals.isEmpty { return nil }
                 if literals.count == 1 {
                     // Unit: the key must take a value in `allowed`.
                     let literal = literals[0]
                     let narrowed = (domains[literal.key] ?? .everything).intersection(literal.allowed)
-                    if narrowed.isEmpty { return false }
+                    if narrowed.isEmpty { return nil }
                     domains[literal.key] = narrowed
                     changed = true
                     continue
@@ -82,14 +116,8 @@ public enum LabelSatisfiability {
             kept.removeAll { clause in clause.contains { occurrences[$0.key] == 1 } }
             if kept.count != before { changed = true }
             clauses = kept
-            if clauses.isEmpty { return true }
-            if !changed { break }
+            if clauses.isEmpty || !changed { return (domains, clauses) }
         }
-        // Components: clauses that share no key are independent problems.
-        for component in components(clauses) {
-            if !branch(domains, component) { return false }
-        }
-        return true
     }
 
     /// Groups clauses connected through shared keys.
@@ -119,24 +147,6 @@ public enum LabelSatisfiability {
             groups[root, default: []].append(clause)
         }
         return order.map { groups[$0]! }
-    }
-
-    /// Branches on one literal of a shortest clause: it holds, or it fails.
-    private static func branch(_ domains: [String: ValueSet], _ clauses: [[Literal]]) -> Bool {
-        let clause = clauses.min { $0.count < $1.count }!
-        // The key mentioned most often, so that either branch simplifies the most clauses.
-        var occurrences: [String: Int] = [:]
-        for clause in clauses { for literal in clause { occurrences[literal.key, default: 0] += 1 } }
-        let literal = clause.max { occurrences[$0.key]! < occurrences[$1.key]! }!
-        let domain = domains[literal.key] ?? .everything
-        for side in [literal.allowed, literal.allowed.complement] {
-            let narrowed = domain.intersection(side)
-            if narrowed.isEmpty { continue }
-            var next = domains
-            next[literal.key] = narrowed
-            if solve(next, clauses) { return true }
-        }
-        return false
     }
 }
 

@@ -1,0 +1,298 @@
+import ZonegatePolicy
+
+/// Ingress or egress.
+enum Side: String, Hashable { case ingress, egress }
+
+/// What the prover knows of one policy, computed once for all its assertions: each zone's
+/// selector compiled, every CIDR block of the rules and assertions, and the address regions they
+/// cut the address space into. Answers "can some peer meet these constraints?" exactly, with a
+/// cache (the searches ask the same questions many times).
+final class ProverModel {
+    let policy: Policy
+    private let zoneIndex: [String: Int]
+    private let selectors: [CompiledSelector]
+    private let blockIndex: [CIDRBlock: Int]
+    /// The distinct sets of blocks (indices) that one address can lie in: one per region class.
+    private let regions: [Set<Int>]
+    /// Per block, the region classes inside it.
+    private let regionsInBlock: [[Int]]
+    private var cache: [Query: Bool] = [:]
+    private var candidates: [CandidateKey: [Int]] = [:]
+
+    /// `also`: assertions outside the policy whose CIDR endpoints must be known too.
+    init(policy: Policy, also extra: [Assertion] = []) {
+        self.policy = policy
+        zoneIndex = Dictionary(policy.zones.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        selectors = policy.zones.map { CompiledSelector($0.selector) }
+        var blocks: [CIDRBlock] = []
+        var blockIndex: [CIDRBlock: Int] = [:]
+        let endpoints = policy.rules.flatMap { $0.from + $0.to } + (policy.assertions + extra).flatMap { $0.from + $0.to }
+        for case .cidr(let block) in endpoints where blockIndex[block] == nil {
+            blockIndex[block] = blocks.count
+            blocks.append(block)
+        }
+        self.blockIndex = blockIndex
+        (regions, regionsInBlock) = Self.regionClasses(blocks)
+    }
+
+    // MARK: - Address regions
+
+    /// Cuts each address family at every boundary of the blocks (and their exceptions): inside a
+    /// piece every address lies in the same blocks. Pieces in the same blocks form one class.
+    private static func regionClasses(_ blocks: [CIDRBlock]) -> ([Set<Int>], [[Int]]) {
+        let ranges = blocks.map(AddressRanges.init)
+        var signatures: [[Int]] = []
+        for width in [4, 16] {
+            var cuts: Set<[UInt8]> = [AddressArithmetic.zero(width)]
+            for block in ranges {
+                for range in block.ranges where range.low.count == width {
+                    cuts.insert(range.low)
+                    if let next = AddressArithmetic.successor(range.high) { cuts.insert(next) }
+                }
+            }
+            let starts = cuts.sorted { $0.lexicographicallyPrecedes($1) }
+            var pieces = Array(repeating: [Int](), count: starts.count)
+            // Block by block in index order, so each piece's list comes out sorted.
+            for (index, block) in ranges.enumerated() {
+                for range in block.ranges where range.low.count == width {
+                    var piece = firstIndex(in: starts, notBefore: range.low)
+                    while piece < starts.count, !range.high.lexicographicallyPrecedes(starts[piece]) {
+                        pieces[piece].append(index)
+                        piece += 1
+                    }
+                }
+            }
+            signatures += pieces
+        }
+        var seen: [[Int]: Int] = [:]
+        var classes: [Set<Int>] = []
+        var inBlock = Array(repeating: [Int](), count: blocks.count)
+        for signature in signatures where seen[signature] == nil {
+            seen[signature] = classes.count
+            for block in signature { inBlock[block].append(classes.count) }
+            classes.append(Set(signature))
+        }
+        return (classes, inBlock)
+    }
+
+    private static func firstIndex(in sorted: [[UInt8]], notBefore value: [UInt8]) -> Int {
+        var low = 0, high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle].lexicographicallyPrecedes(value) { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    // MARK: - Constraints on one peer
+
+    func zone(_ name: String) -> Int? { zoneIndex[name] }
+
+    func block(_ block: CIDRBlock) -> Int? { blockIndex[block] }
+
+    /// Whether some peer meets the constraints (and, when given, matches `endpoint`).
+    func satisfiable(_ peer: PeerConstraint, matching endpoint: Endpoint? = nil) -> Bool {
+        let query = Query(peer: peer, endpoint: endpoint)
+        if let known = cache[query] { return known }
+        let answer = containerSatisfiable(peer, matching: endpoint) || outsideSatisfiable(peer, matching: endpoint)
+            || hostSatisfiable(peer, matching: endpoint)
+        cache[query] = answer
+        return answer
+    }
+
+    /// Whether some peer meets the constraints and matches one of the endpoints.
+    func satisfiable(_ peer: PeerConstraint, matchingAnyOf endpoints: [Endpoint]) -> Bool {
+        endpoints.contains { satisfiable(peer, matching: $0) }
+    }
+
+    /// The label requirements of a party (and of an endpoint it must match); nil when the kind
+    /// cannot be a container.
+    private func containerSelectors(_ endpoint: Endpoint?) -> (selectors: [CompiledSelector], block: Int?)? {
+        switch endpoint {
+        case nil, .any?: return ([], nil)
+        case .zone(let name)?: return zoneIndex[name].map { ([selectors[$0]], nil) } ?? ([CompiledSelector.never], nil)
+        case .cidr(let block)?: return ([], blockIndex[block])
+        case .world?, .host?: return nil
+        }
+    }
+
+    func containerSatisfiable(_ peer: PeerConstraint, matching endpoint: Endpoint? = nil) -> Bool {
+        guard !peer.excludesEverything, let party = containerSelectors(peer.party),
+              let wanted = containerSelectors(endpoint) else { return false }
+        // Addresses: a container holds one or more, each in some region class; none may be in an
+        // excluded block, and each block it must be in needs one of them.
+        let allowed = { (region: Int) in self.regions[region].isDisjoint(with: peer.excludedBlocks) }
+        let needed = [party.block, wanted.block].compactMap { $0 }
+        if needed.isEmpty {
+            if !regions.indices.contains(where: allowed) { return false }
+        } else if !needed.allSatisfy({ regionsInBlock[$0].contains(where: allowed) }) {
+            return false
+        }
+        return labelsSatisfiable(required: party.selectors + wanted.selectors, peer)
+    }
+
+    private func labelsSatisfiable(required: [CompiledSelector], _ peer: PeerConstraint) -> Bool {
+        let excluded = peer.excludedZones.sorted().map { selectors[$0] }
+        guard let side = peer.restricted else {
+            return LabelSatisfiability.satisfiable(matching: required, notMatching: excluded)
+        }
+        // Restricted by one of the zones that restrict that side (in any mode) ...
+        for zone in restrictingCandidates(side, party: peer.party) where !peer.excludedZones.contains(zone) {
+            if LabelSatisfiability.satisfiable(matching: required + [selectors[zone]], notMatching: excluded) { return true }
+        }
+        // ... or unzoned, when unzoned containers' ingress is restricted.
+        return side == .ingress && policy.defaults.unzoned == .restricted
+            && LabelSatisfiability.satisfiable(matching: required, notMatching: selectors)
+    }
+
+    /// The zones that restrict `side` and can hold a member of the party.
+    private func restrictingCandidates(_ side: Side, party: Endpoint) -> [Int] {
+        let key = CandidateKey(side: side, party: party)
+        if let known = candidates[key] { return known }
+        let partySelectors = containerSelectors(party)?.selectors ?? []
+        let found = policy.zones.indices.filter { index in
+            policy.zones[index].access(side) == .restricted
+                && LabelSatisfiability.satisfiable(matching: partySelectors + [selectors[index]], notMatching: [])
+        }
+        candidates[key] = found
+        return found
+    }
+
+    func outsideSatisfiable(_ peer: PeerConstraint, matching endpoint: Endpoint? = nil) -> Bool {
+        guard !peer.excludesEverything, !peer.excludesWorld, peer.restricted == nil else { return false }
+        func block(_ endpoint: Endpoint?) -> Int?? {
+            switch endpoint {
+            case nil, .any?, .world?: return .some(nil)
+            case .cidr(let block)?: return .some(blockIndex[block])
+            case .zone?, .host?: return nil
+            }
+        }
+        guard let partyBlock = block(peer.party), let wantedBlock = block(endpoint) else { return false }
+        // One address: one region class in every block it must be in and no excluded one.
+        let pool = partyBlock.map { regionsInBlock[$0] } ?? wantedBlock.map { regionsInBlock[$0] } ?? Array(regions.indices)
+        return pool.contains { region in
+            regions[region].isDisjoint(with: peer.excludedBlocks)
+                && partyBlock.map(regions[region].contains) ?? true && wantedBlock.map(regions[region].contains) ?? true
+        }
+    }
+
+    func hostSatisfiable(_ peer: PeerConstraint, matching endpoint: Endpoint? = nil) -> Bool {
+        guard !peer.excludesEverything, !peer.excludesHost, peer.restricted == nil else { return false }
+        let isHost = { (endpoint: Endpoint?) in endpoint == nil || endpoint == .any || endpoint == .host }
+        return isHost(peer.party) && isHost(endpoint)
+    }
+
+    // MARK: - Naming, for failure messages
+
+    /// A zone that restricts `side` for some peer meeting the constraints (policy order), or
+    /// `unzoned` under `defaults.unzoned: restricted`.
+    func restrictingZone(_ side: Side, for peer: PeerConstraint) -> String? {
+        guard let party = containerSelectors(peer.party) else { return nil }
+        let excluded = peer.excludedZones.sorted().map { selectors[$0] }
+        // The party's own zone first, so the message names it when it is the restricting one.
+        var zones = restrictingCandidates(side, party: peer.party)
+        if case .zone(let name) = peer.party, let own = zoneIndex[name], let at = zones.firstIndex(of: own) {
+            zones.remove(at: at)
+            zones.insert(own, at: 0)
+        }
+        for zone in zones where !peer.excludedZones.contains(zone) {
+            if LabelSatisfiability.satisfiable(matching: party.selectors + [selectors[zone]], notMatching: excluded) {
+                return policy.zones[zone].name
+            }
+        }
+        if side == .ingress, policy.defaults.unzoned == .restricted,
+           LabelSatisfiability.satisfiable(matching: party.selectors, notMatching: selectors) {
+            return "unzoned"
+        }
+        return nil
+    }
+
+    /// nil when every peer of the party is a container restricted on that side by an enforcing
+    /// zone; otherwise the zone (or `unzoned`) that lets one be open, and why (empty: the party
+    /// holds peers zonegate does not manage).
+    func openSide(_ side: Side, of party: Endpoint) -> [(zone: String, text: String)]? {
+        let peer = PeerConstraint(party: party)
+        if containerSatisfiable(peer), let own = containerSelectors(party) {
+            let restricting = policy.zones.indices.filter {
+                policy.zones[$0].access(side) == .restricted && policy.mode(of: policy.zones[$0]) == .enforce
+            }
+            let restrictingSet = Set(restricting)
+            let restrictingSelectors = restricting.map { selectors[$0] }
+            // The party's own zone first, so the message names it when it is the open one.
+            var open = policy.zones.indices.filter { !restrictingSet.contains($0) }
+            if case .zone(let name) = party, let index = zoneIndex[name], let at = open.firstIndex(of: index) {
+                open.remove(at: at)
+                open.insert(index, at: 0)
+            }
+            for index in open
+            where LabelSatisfiability.satisfiable(matching: own.selectors + [selectors[index]], notMatching: restrictingSelectors) {
+                let zone = policy.zones[index]
+                return [(zone.name, zone.access(side) == .restricted ? "\(zone.name) is in audit mode, so its \(side) is not enforced"
+                                                                     : "\(zone.name) has open \(side)")]
+            }
+            let unzonedRestricted = side == .ingress && policy.defaults.unzoned == .restricted && policy.defaults.mode == .enforce
+            if !unzonedRestricted, LabelSatisfiability.satisfiable(matching: own.selectors, notMatching: selectors) {
+                return [("unzoned", "unzoned containers have open \(side)")]
+            }
+        }
+        if outsideSatisfiable(peer) || hostSatisfiable(peer) { return [] }
+        return nil
+    }
+
+    private struct Query: Hashable {
+        var peer: PeerConstraint
+        var endpoint: Endpoint?
+    }
+
+    private struct CandidateKey: Hashable {
+        var side: Side
+        var party: Endpoint
+    }
+}
+
+/// The peers the prover is still looking among: members of an assertion's endpoint (the party)
+/// that match none of the excluded endpoints and, when `restricted` is set, are containers
+/// restricted on that side.
+struct PeerConstraint: Hashable {
+    var party: Endpoint
+    var excludedZones: Set<Int> = []
+    var excludedBlocks: Set<Int> = []
+    var excludesWorld = false
+    var excludesHost = false
+    /// `any` is excluded: no peer is left.
+    var excludesEverything = false
+    var restricted: Side? = nil
+
+    init(party: Endpoint, restricted: Side? = nil) {
+        self.party = party
+        self.restricted = restricted
+    }
+
+    /// The same peers less those matching any of the endpoints.
+    func excluding(_ endpoints: [Endpoint], _ model: ProverModel) -> PeerConstraint {
+        var result = self
+        for endpoint in endpoints {
+            switch endpoint {
+            case .any: result.excludesEverything = true
+            case .world: result.excludesWorld = true
+            case .host: result.excludesHost = true
+            case .zone(let name): if let index = model.zone(name) { result.excludedZones.insert(index) }
+            case .cidr(let block): if let index = model.block(block) { result.excludedBlocks.insert(index) }
+            }
+        }
+        return result
+    }
+}
+
+extension CompiledSelector {
+    /// A selector that matches no labels.
+    static let never: CompiledSelector = {
+        var selector = CompiledSelector(LabelSelector())
+        selector.parts = nil
+        return selector
+    }()
+}
+
+extension Zone {
+    func access(_ side: Side) -> Access { side == .ingress ? ingress : egress }
+}
