@@ -18,7 +18,7 @@ struct DockerOptions: ParsableArguments {
         do {
             return try DockerAPIClient(host: url)
         } catch {
-            throw CommandFailure.environment("zonegate \(command): \(error)")
+            throw CommandFailure.environment("\(error)")
         }
     }
 
@@ -34,7 +34,7 @@ struct DockerOptions: ParsableArguments {
             return inventory
         } catch {
             try? await client.shutdown()
-            throw CommandFailure.environment("zonegate \(command): cannot read Docker at \(url): \(error)")
+            throw CommandFailure.environment("cannot read Docker at \(url): \(error)")
         }
     }
 }

@@ -9,36 +9,25 @@ public enum OutputFormat: String, CaseIterable, Sendable {
 
 /// Renders engine results in the formats of cli.md.
 public enum Render {
-    /// cli.md's `matrix --format json`. ICMP has no port: its rows carry `"port": null`.
-    public static func matrixJSON(digest: String, flows: [MatrixFlow]) -> JSONValue {
-        .object([
-            ("policyDigest", .string(digest)),
-            ("flows", .array(flows.map { flow in
-                .object([
-                    ("from", .string(flow.from)), ("to", .string(flow.to)),
-                    ("port", flow.port.proto.hasPorts ? .number(Int(flow.port.number)) : .null),
-                    ("proto", .string(flow.port.proto.rawValue)),
-                    ("verdict", .string(flow.verdict.rawValue)), ("rules", .strings(flow.rules)),
-                ])
-            })),
-        ])
-    }
-
-    /// The matrix for people. policy.md: a container on a network zonegate cannot enforce on is
-    /// reported as unenforced, never silently left out, so each such attachment gets a line.
-    public static func matrixTable(digest: String, flows: [MatrixFlow], markdown: Bool,
-                                   unenforced: [UnenforcedAttachment] = []) -> String {
-        let header = ["FROM", "TO", "PORT", "VERDICT", "RULES"]
-        let rows = flows.map { [$0.from, $0.to, $0.port.description, $0.verdict.rawValue, $0.rules.joined(separator: ", ")] }
-        let counts = Dictionary(grouping: flows, by: \.verdict).mapValues(\.count)
-        let total = "\(flows.count) flows: \(counts[.allow] ?? 0) allow, \(counts[.deny] ?? 0) deny, \(counts[.audit] ?? 0) audit"
-        let warnings = unenforced.map { "unenforced: \($0.container) on \($0.network) (\($0.reason)): zonegate does not filter this attachment" }
-        if markdown {
-            let line = { (cells: [String]) in "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |" }
-            return (["Policy `\(digest)`", "", line(header.map { $0.lowercased() }), line(header.map { _ in "---" })]
-                + rows.map(line) + ["", total] + (warnings.isEmpty ? [] : [""] + warnings.map { "- " + $0 })).joined(separator: "\n")
+    /// The matrix of the given rows, as `matrix` prints it in `format` (it streams through
+    /// `MatrixRenderer`; this collects, for tests and small outputs).
+    public static func matrix(_ format: OutputFormat, digest: String, flows: [MatrixFlow],
+                              unenforced: [UnenforcedAttachment] = []) -> String {
+        var names: [String] = []
+        var index: [String: Int] = [:]
+        func number(_ name: String) -> Int {
+            if let known = index[name] { return known }
+            names.append(name)
+            index[name] = names.count - 1
+            return names.count - 1
         }
-        return (["policy \(digest)"] + table([header] + rows) + [total] + warnings).joined(separator: "\n")
+        let rows = flows.map { MatrixRow(source: number($0.from), destination: number($0.to), port: $0.port, verdict: $0.verdict, rules: $0.rules) }
+        var ports = [[ServicePort]](repeating: [], count: names.count)
+        for row in rows { ports[row.destination].append(row.port) }
+        var sink = StringSink()
+        _ = try? MatrixRenderer(format: format, digest: digest, unenforced: unenforced)
+            .render(names: names, destinationNames: names, ports: ports, to: &sink) { body in try rows.forEach(body) }
+        return sink.text
     }
 
     public static func explanationJSON(_ explanation: Explanation) -> JSONValue {
@@ -52,13 +41,17 @@ public enum Render {
     public static func explanationText(_ explanation: Explanation, markdown: Bool) -> String {
         let bullet = markdown ? "- " : "  - "
         let title = markdown ? "**verdict: \(explanation.verdict.rawValue)**" : "verdict: \(explanation.verdict.rawValue)"
-        return ([title] + explanation.reasons.map { bullet + $0 }).joined(separator: "\n")
+        return ([title] + explanation.reasons.map { bullet + Escape.text($0, markdown: markdown) }).joined(separator: "\n")
     }
 
-    public static func checkJSON(policy: Policy?, diagnostics: [PolicyDiagnostic], results: [AssertionResult]) -> JSONValue {
+    /// `check --format json`. `error`: why no policy could be read at all (a missing directory),
+    /// as opposed to the policy's own `errors`.
+    public static func checkJSON(policy: Policy?, diagnostics: [PolicyDiagnostic], results: [AssertionResult],
+                                 error: String? = nil) -> JSONValue {
         .object([
             ("valid", .bool(policy != nil)),
             ("policyDigest", policy.map { .string($0.digest) } ?? .null),
+            ("error", error.map { .string($0) } ?? .null),
             ("errors", .array(diagnostics.map { diagnostic in
                 .object([
                     ("file", .string(diagnostic.location.file)), ("line", .number(diagnostic.location.line)),
@@ -73,17 +66,6 @@ public enum Render {
                 ])
             })),
         ])
-    }
-
-    /// Columns padded to their widest cell.
-    static func table(_ rows: [[String]]) -> [String] {
-        guard let columns = rows.first?.count else { return [] }
-        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { index, cell in
-                index == columns - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ").trimmingTrailingSpaces()
-        }
     }
 }
 

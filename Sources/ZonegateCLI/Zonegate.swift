@@ -15,9 +15,11 @@ public struct Zonegate: ParsableCommand {
     public init() {}
 
     /// Runs the command line with cli.md's exit codes: 0 success, 1 policy invalid or an
-    /// assertion failed, 2 bad usage or an environment problem.
+    /// assertion failed, 2 bad usage or an environment problem. Every error is printed the same
+    /// way, whatever the command (`ErrorOutput`).
     public static func runMain(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) async -> Never {
         do {
+            try rejectRepeatedOptions(arguments)
             var command = try parseAsRoot(arguments)
             if var asynchronous = command as? AsyncParsableCommand {
                 try await asynchronous.run()
@@ -26,7 +28,7 @@ public struct Zonegate: ParsableCommand {
             }
             Foundation.exit(0)
         } catch let failure as CommandFailure {
-            if !failure.message.isEmpty { printError(failure.message) }
+            ErrorOutput.report(failure)
             Foundation.exit(failure.code)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
@@ -37,8 +39,23 @@ public struct Zonegate: ParsableCommand {
                 Foundation.exit(0)
             }
             // cli.md: one clear line saying what is wrong.
-            printError("zonegate: error: \(message(for: error)) (see 'zonegate help')")
+            let first = message(for: error).split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? "\(error)"
+            ErrorOutput.error("\(first) (see 'zonegate help')")
             Foundation.exit(2)
+        }
+    }
+
+    /// Every option of zonegate takes one value: given twice, which one was meant is a guess, so
+    /// it is refused (exit 2) rather than the last one silently kept.
+    static func rejectRepeatedOptions(_ arguments: [String]) throws {
+        var seen: Set<String> = []
+        for argument in arguments {
+            if argument == "--" { break }
+            guard argument.hasPrefix("--"), argument.count > 2 else { continue }
+            let name = String(argument.prefix { $0 != "=" })
+            if !seen.insert(name).inserted, name != "--help" {
+                throw CommandFailure.usage("\(name) is given more than once; it takes one value")
+            }
         }
     }
 }
@@ -46,14 +63,88 @@ public struct Zonegate: ParsableCommand {
 /// A command that ends with cli.md's exit code and one line saying why.
 struct CommandFailure: Error {
     var code: Int32
+    /// The one line printed as `zonegate: error: MESSAGE`; empty for none (what went wrong is
+    /// already printed, as JSON on standard output).
     var message: String
+    /// Lines printed before it, already in their final form: a policy's diagnostics,
+    /// `FILE:LINE:COL: error: MESSAGE`.
+    var diagnostics: [String] = []
+
+    init(code: Int32, message: String, diagnostics: [String] = []) {
+        self.code = code
+        self.message = message
+        self.diagnostics = diagnostics
+    }
 
     static func invalid(_ message: String) -> CommandFailure { CommandFailure(code: 1, message: message) }
     static func environment(_ message: String) -> CommandFailure { CommandFailure(code: 2, message: message) }
+    static func usage(_ message: String) -> CommandFailure { CommandFailure(code: 2, message: message) }
 }
 
+/// How every command prints what went wrong, on standard error, one line each:
+/// - a policy's errors: `FILE:LINE:COL: error: MESSAGE` (the form editors and CI annotate);
+/// - every other error: `zonegate: error: MESSAGE`;
+/// - warnings: `zonegate: warning: MESSAGE`.
+/// Text from outside (file and container names, quoted values) is escaped, so that a newline
+/// or a terminal escape in it can neither split the line nor forge another.
+enum ErrorOutput {
+    static func report(_ failure: CommandFailure) {
+        for line in failure.diagnostics { write(line) }
+        if !failure.message.isEmpty { error(failure.message) }
+    }
+
+    /// A message of several lines (a daemon's startup failure that lists a policy's errors)
+    /// becomes several error lines: those already in the diagnostic form stay so, the others get
+    /// the prefix.
+    static func error(_ message: String) {
+        let lines = stripped(message).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        // Otherwise one line, its newlines escaped: a name quoted in it cannot start a line.
+        guard lines.count > 1, lines.dropFirst().contains(where: isDiagnostic) else {
+            write("zonegate: error: " + Escape.line(stripped(message)))
+            return
+        }
+        for (index, line) in lines.enumerated() {
+            write(index > 0 && isDiagnostic(line) ? Escape.line(line) : "zonegate: error: " + Escape.line(line))
+        }
+    }
+
+    /// `FILE:LINE:COL: error: MESSAGE`.
+    static func isDiagnostic(_ line: String) -> Bool {
+        guard let range = line.range(of: ": error: ") else { return false }
+        let fields = line[..<range.lowerBound].split(separator: ":", omittingEmptySubsequences: false)
+        return fields.count >= 3 && fields.suffix(2).allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+    }
+
+    static func warning(_ message: String) { write("zonegate: warning: " + Escape.line(stripped(message))) }
+
+    /// `FILE:LINE:COL: error: MESSAGE`, the file's path as given (directory joined).
+    static func diagnostic(_ diagnostic: PolicyDiagnostic, directory: String?) -> String {
+        var shown = diagnostic
+        if let directory { shown.location.file = (directory as NSString).appendingPathComponent(diagnostic.location.file) }
+        // Its description escapes the file name and the message (DisplayText); once more changes nothing.
+        return Escape.line(shown.description)
+    }
+
+    /// Without the older prefixes (`zonegate run: `, `error: `): the line has its own.
+    static func stripped(_ message: String) -> String {
+        var text = Substring(message)
+        if text.hasPrefix("zonegate"), let colon = text.firstIndex(of: ":"),
+           text[..<colon].split(separator: " ").count <= 2, !text[..<colon].contains("/") {
+            text = text[text.index(after: colon)...].drop { $0 == " " }
+        }
+        if text.hasPrefix("error: ") { text = text.dropFirst("error: ".count) }
+        return String(text)
+    }
+
+    private static func write(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+/// One line on standard error (for the daemon's own startup messages; errors go through
+/// `ErrorOutput`).
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    FileHandle.standardError.write(Data((Escape.line(message) + "\n").utf8))
 }
 
 /// `--policies DIR`, shared by every subcommand.
@@ -76,11 +167,11 @@ struct PolicyOptions: ParsableArguments {
         } catch let error as PolicyError {
             return .failure(error)
         } catch {
-            throw CommandFailure.environment("error: \(error)")
+            throw CommandFailure.environment("\(error)")
         }
     }
 
-    /// The parsed policy, or a failure whose message lists every problem as path:line:column.
+    /// The parsed policy, or a failure whose lines give every problem as path:line:column.
     func load() throws -> Policy {
         switch try read() {
         case .success(let policy): return policy
@@ -90,15 +181,8 @@ struct PolicyOptions: ParsableArguments {
 
     func rejection(_ error: PolicyError) -> CommandFailure {
         let count = error.diagnostics.count
-        return .invalid(diagnosticsText(error.diagnostics) + "\npolicy rejected: \(count) error\(count == 1 ? "" : "s")")
-    }
-
-    func diagnosticsText(_ diagnostics: [PolicyDiagnostic]) -> String {
-        diagnostics.map { diagnostic in
-            var shown = diagnostic
-            shown.location.file = (directory as NSString).appendingPathComponent(diagnostic.location.file)
-            return shown.description
-        }.joined(separator: "\n")
+        return CommandFailure(code: 1, message: "policy rejected: \(count) error\(count == 1 ? "" : "s")",
+                              diagnostics: error.diagnostics.map { ErrorOutput.diagnostic($0, directory: directory) })
     }
 }
 
@@ -118,27 +202,79 @@ struct InventoryOptions: ParsableArguments {
     }
 
     /// The policy applied to the inventory: what matrix, explain and plan work from.
-    func evaluator(for command: String, _ policyOptions: PolicyOptions) async throws -> PolicyEvaluator {
+    func evaluator(for command: String, _ policyOptions: PolicyOptions, maximumContainers: Int? = nil) async throws -> PolicyEvaluator {
         let policy = try policyOptions.load()
-        return PolicyEvaluator(policy: policy, inventory: try await load(for: command, managedNetworks: policy.defaults.networks))
+        let inventory = try await load(for: command, managedNetworks: policy.defaults.networks)
+        if let maximumContainers, inventory.containers.count > maximumContainers {
+            throw CommandFailure.usage("the inventory has \(inventory.containers.count) containers; a \(command) covers at most \(maximumContainers)")
+        }
+        return PolicyEvaluator(policy: policy, inventory: inventory, hostAddresses: hostAddresses(of: inventory))
     }
+
+    /// The host's own addresses, which cli.md calls `host`. Live: every address of the host's
+    /// interfaces (the bridges' gateways among them). An inventory file records none; the
+    /// closest faithful answer is the addresses this machine holds on the bridges the file
+    /// names (`bridges` and the attachments'): their gateways, when the file describes this
+    /// host, and nothing when it has no such bridge.
+    func hostAddresses(of inventory: Inventory) -> Set<IPAddress> {
+        guard self.inventory != nil else { return (try? HostNetwork.addresses()) ?? [] }
+        let bridges = Set(inventory.bridges).union(inventory.containers.flatMap { $0.attachments.map(\.bridge) })
+        guard !bridges.isEmpty else { return [] }
+        return (try? HostNetwork.addresses(onInterfaces: bridges)) ?? []
+    }
+
+    /// The largest inventory file read (README, Limits): 10,000 containers take about 3 MB.
+    static let maximumInventoryBytes = 64 << 20
 
     func load(for command: String, managedNetworks: [String]?) async throws -> Inventory {
         guard let inventory else {
             return try await docker.inventory(for: command, managedNetworks: managedNetworks)
         }
-        guard let data = FileManager.default.contents(atPath: inventory) else {
-            throw CommandFailure.environment("zonegate \(command): cannot read inventory file '\(inventory)'")
-        }
+        let data = try Self.readInventoryFile(inventory)
         do {
             return try Inventory.decode(data)
         } catch {
-            throw CommandFailure.environment("zonegate \(command): \(inventory): \(error)")
+            throw CommandFailure.environment("\(inventory): \(error)")
+        }
+    }
+
+    /// The file's bytes: a regular file (a FIFO or a device such as /dev/zero would block or
+    /// never end) of at most `maximumInventoryBytes`.
+    static func readInventoryFile(_ path: String) throws -> Data {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw CommandFailure.environment("cannot read inventory file '\(path)': \(String(cString: strerror(errno)))")
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw CommandFailure.environment("cannot read inventory file '\(path)': not a regular file")
+        }
+        guard status.st_size <= maximumInventoryBytes else {
+            throw CommandFailure.environment("inventory file '\(path)' is \(status.st_size) bytes; at most \(maximumInventoryBytes) are read (README, Limits)")
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CommandFailure.environment("cannot read inventory file '\(path)': \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        do {
+            let data = try handle.read(upToCount: maximumInventoryBytes + 1) ?? Data()
+            guard data.count <= maximumInventoryBytes else {
+                throw CommandFailure.environment("inventory file '\(path)' is larger than \(maximumInventoryBytes) bytes (README, Limits)")
+            }
+            return data
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure.environment("cannot read inventory file '\(path)': \(error.localizedDescription)")
         }
     }
 }
 
 extension OutputFormat: ExpressibleByArgument {}
+
+/// `check --format`: the formats `check` prints (no Markdown form of it exists).
+enum CheckFormat: String, CaseIterable, ExpressibleByArgument {
+    case table, json
+}
 
 extension Zonegate {
     /// `zonegate check`: parse, validate and prove the assertions.
@@ -148,16 +284,24 @@ extension Zonegate {
 
         @OptionGroup var options: PolicyOptions
 
-        @Option(name: .long, help: "table or json (markdown prints as table).")
-        var format: OutputFormat = .table
+        @Option(name: .long, help: "table or json.")
+        var format: CheckFormat = .table
 
         func run() throws {
             let policy: Policy
-            switch try options.read() {
+            let read: Result<Policy, PolicyError>
+            do {
+                read = try options.read()
+            } catch let failure as CommandFailure where format == .json {
+                // Programs get JSON whatever went wrong: here the directory itself (exit 2).
+                print(Render.checkJSON(policy: nil, diagnostics: [], results: [], error: failure.message).rendered())
+                throw CommandFailure(code: failure.code, message: failure.message)
+            }
+            switch read {
             case .success(let parsed): policy = parsed
             case .failure(let error) where format == .json:
                 print(Render.checkJSON(policy: nil, diagnostics: error.diagnostics, results: []).rendered())
-                throw CommandFailure(code: 1, message: "")
+                throw options.rejection(error)
             case .failure(let error): throw options.rejection(error)
             }
             let results = AssertionProver(policy: policy).prove()
@@ -165,10 +309,10 @@ extension Zonegate {
             if format == .json {
                 print(Render.checkJSON(policy: policy, diagnostics: [], results: results).rendered())
             } else {
-                print("\(options.directory): valid policy: \(policy.zones.count) zones, \(policy.rules.count) rules, \(policy.assertions.count) assertions (\(policy.digest))")
+                print("\(Escape.line(options.directory)): valid policy: \(policy.zones.count) zones, \(policy.rules.count) rules, \(policy.assertions.count) assertions (\(policy.digest))")
                 for result in results {
-                    print("\(result.holds ? "PASS" : "FAIL")  \(result.assertion.name)")
-                    for failure in result.failures { print("      \(failure)") }
+                    print("\(result.holds ? "PASS" : "FAIL")  \(Escape.line(result.assertion.name))")
+                    for failure in result.failures { print("      \(Escape.line(failure))") }
                 }
             }
             if !failed.isEmpty {
@@ -177,25 +321,28 @@ extension Zonegate {
         }
     }
 
-    /// `zonegate matrix`: the reachability matrix for an inventory.
+    /// `zonegate matrix`: the reachability matrix for an inventory, written as it is computed.
     struct Matrix: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "The reachability matrix the policy gives for an inventory.")
+            abstract: "The reachability matrix the policy gives for an inventory.",
+            discussion: "Rows are written as they are computed, so memory does not grow with them. At most \(ReachabilityMatrix.maximumContainers) containers.")
 
         @OptionGroup var options: PolicyOptions
         @OptionGroup var inventoryOptions: InventoryOptions
 
         func run() async throws {
-            let evaluator = try await inventoryOptions.evaluator(for: "matrix", options)
-            let policy = evaluator.policy
-            let flows = ReachabilityMatrix(evaluator).flows()
+            let evaluator = try await inventoryOptions.evaluator(for: "matrix", options, maximumContainers: ReachabilityMatrix.maximumContainers)
             let unenforced = evaluator.inventory.unenforced
-            switch inventoryOptions.outputFormat {
-            case .json:
-                print(Render.matrixJSON(digest: policy.digest, flows: flows).rendered())
-                for attachment in unenforced { printError("warning: \(attachment)") }
-            case .table: print(Render.matrixTable(digest: policy.digest, flows: flows, markdown: false, unenforced: unenforced))
-            case .markdown: print(Render.matrixTable(digest: policy.digest, flows: flows, markdown: true, unenforced: unenforced))
+            let format = inventoryOptions.outputFormat
+            var output = StandardOutput()
+            do {
+                try MatrixRenderer(format: format, digest: evaluator.policy.digest, unenforced: format == .json ? [] : unenforced)
+                    .render(ReachabilityMatrix(evaluator), to: &output)
+            } catch let error as StandardOutput.WriteError {
+                throw CommandFailure.environment("\(error)")
+            }
+            if format == .json {
+                for attachment in unenforced { ErrorOutput.warning("\(attachment)") }
             }
         }
     }
@@ -203,15 +350,20 @@ extension Zonegate {
     /// `zonegate explain`: the verdict of one flow and why.
     struct Explain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "The verdict of one flow, with the rules or defaults that decide it.")
+            abstract: "The verdict of one flow, with the rules or defaults that decide it.",
+            discussion: """
+                SRC and DST are container names, addresses, world or host. `world` and `host` always mean those ends and \
+                an address always means the address; `container:NAME` names a container whatever its name (a container \
+                named world, host, any or like an address is shown so). An address of the host's own is `host`.
+                """)
 
         @OptionGroup var options: PolicyOptions
         @OptionGroup var inventoryOptions: InventoryOptions
 
-        @Option(name: .long, help: ArgumentHelp("A container name, an address, world or host.", valueName: "SRC"))
+        @Option(name: .long, help: ArgumentHelp("A container name, container:NAME, an address, world or host.", valueName: "SRC"))
         var from: String
 
-        @Option(name: .long, help: ArgumentHelp("A container name, an address, world or host.", valueName: "DST"))
+        @Option(name: .long, help: ArgumentHelp("A container name, container:NAME, an address, world or host.", valueName: "DST"))
         var to: String
 
         @Option(name: .long, help: ArgumentHelp("PORT/PROTO (80/tcp, 53/udp, 3868/sctp) or icmp.", valueName: "PORT"))
@@ -226,10 +378,10 @@ extension Zonegate {
         func run() async throws {
             let evaluator = try await inventoryOptions.evaluator(for: "explain", options)
             guard let source = evaluator.peer(named: from) else {
-                throw CommandFailure.environment("zonegate explain: --from '\(from)' is no container of the inventory, address, world or host")
+                throw CommandFailure.usage("--from '\(from)' is no container of the inventory, address, world or host")
             }
             guard let destination = evaluator.peer(named: to) else {
-                throw CommandFailure.environment("zonegate explain: --to '\(to)' is no container of the inventory, address, world or host")
+                throw CommandFailure.usage("--to '\(to)' is no container of the inventory, address, world or host")
             }
             let explanation = evaluator.explain(from: source, to: destination, port: ServicePort.parse(port)!)
             switch inventoryOptions.outputFormat {
@@ -267,9 +419,16 @@ extension Zonegate {
     /// `zonegate teardown`: remove zonegate's tables, and nothing else.
     struct Teardown: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove zonegate's nftables tables (uninstall); no other table is touched.")
+            abstract: "Remove zonegate's nftables tables (uninstall); no other table is touched.",
+            discussion: """
+                --policies is accepted, as by every subcommand, and not used: teardown removes zonegate's tables \
+                whatever the policy, so that it works when the policy is invalid or gone.
+                """)
 
-        @OptionGroup var options: PolicyOptions
+        /// cli.md: every subcommand takes --policies. Not read: the way out must not depend on
+        /// a valid policy.
+        @Option(name: .long, help: ArgumentHelp("Accepted and not used: teardown removes zonegate's tables whatever the policy.", valueName: "DIR"))
+        var policies: String?
 
         func run() throws {
             let actual = try kernelRuleset(for: "teardown")
@@ -281,7 +440,7 @@ extension Zonegate {
             do {
                 try NetlinkDataplane().apply(transaction)
             } catch {
-                throw CommandFailure.environment("zonegate teardown: \(error)")
+                throw CommandFailure.environment("cannot remove zonegate's tables: \(error)")
             }
             print(actual.tables.map { "removed table \($0.family) \($0.name)" }.joined(separator: "\n"))
         }
@@ -293,6 +452,6 @@ private func kernelRuleset(for command: String) throws -> Ruleset {
     do {
         return try NetlinkDataplane().readAll(name: RulesetCompiler.tableName)
     } catch {
-        throw CommandFailure.environment("zonegate \(command): cannot read nftables through netlink (\(error)); run as root or with CAP_NET_ADMIN")
+        throw CommandFailure.environment("\(command): cannot read nftables through netlink (\(error)); run as root or with CAP_NET_ADMIN")
     }
 }

@@ -70,10 +70,16 @@ public struct PolicyEvaluator: Sendable {
     private let zoneIndex: [String: Int]
     private let containerIndex: [String: Int]
     private let containerOfAddress: [IPAddress: Int]
+    /// The index of each block in `cidrBlocks`: matching a rule's CIDR endpoint is one lookup.
+    private let cidrIndex: [CIDRBlock: Int]
+    /// The host's own addresses (its interfaces', the bridges' gateways among them): an address
+    /// of these that no container holds is `host`, never an outside address.
+    public let hostAddresses: Set<IPAddress>
 
-    public init(policy: Policy, inventory: Inventory) {
+    public init(policy: Policy, inventory: Inventory, hostAddresses: Set<IPAddress> = []) {
         self.policy = policy
         self.inventory = inventory
+        self.hostAddresses = hostAddresses
         zoneIndex = Dictionary(uniqueKeysWithValues: policy.zones.enumerated().map { ($1.name, $0) })
         containerIndex = Dictionary(inventory.containers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
         containerOfAddress = Dictionary(inventory.containers.enumerated().flatMap { index, container in
@@ -81,6 +87,7 @@ public struct PolicyEvaluator: Sendable {
         }, uniquingKeysWith: { a, _ in a })
         let blocks = Self.cidrBlocks(of: policy)
         cidrBlocks = blocks
+        cidrIndex = Dictionary(blocks.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         var identityIds: [Identity: Int] = [:]
         var identities: [Identity] = []
         var zonesOfContainer: [[Int]] = []
@@ -124,12 +131,12 @@ public struct PolicyEvaluator: Sendable {
         ruleSet(matching: source, \.from).intersection(ruleSet(matching: destination, \.to)).indices
     }
 
-    private func ruleSet(matching peer: PeerClass, _ side: KeyPath<Rule, [Endpoint]>) -> RuleSet {
+    func ruleSet(matching peer: PeerClass, _ side: KeyPath<Rule, [Endpoint]>) -> RuleSet {
         guard let id = peer.identity else { return computeRuleSet(matching: peer, side) }
         return side == \Rule.from ? rulesFromIdentity[id] : rulesToIdentity[id]
     }
 
-    private func computeRuleSet(matching peer: PeerClass, _ side: KeyPath<Rule, [Endpoint]>) -> RuleSet {
+    func computeRuleSet(matching peer: PeerClass, _ side: KeyPath<Rule, [Endpoint]>) -> RuleSet {
         var set = RuleSet(count: policy.rules.count)
         for (index, rule) in policy.rules.enumerated() where rule[keyPath: side].contains(where: { matches($0, peer) }) {
             set.insert(index)
@@ -139,29 +146,53 @@ public struct PolicyEvaluator: Sendable {
 
     // MARK: - Resolving names
 
-    /// A container name, an address, `world` or `host`.
+    /// The words that name an end of a flow other than a container: `world` and `host` (cli.md),
+    /// and `any` (a policy endpoint).
+    public static let reservedNames: Set<String> = ["world", "host", "any"]
+
+    /// The prefix that names a container whatever its name: `container:world`. Docker's names
+    /// cannot hold a colon, so it never clashes with a real name.
+    public static let containerPrefix = "container:"
+
+    /// A container name, `container:NAME`, an address, `world` or `host`. `world` and `host`
+    /// always mean those ends, and text that reads as an address always means the address, even
+    /// when a container has that name (Docker allows containers named `world` or `10.0.0.1`):
+    /// such a container is named `container:NAME`, as `name(of:)` shows it.
     public func peer(named text: String) -> Peer? {
         switch text {
         case "world": return .world
         case "host": return .host
         default:
-            if let index = containerIndex[text] { return .container(index) }
-            return IPAddress(text).map(peer(at:))
+            if text.hasPrefix(Self.containerPrefix) {
+                return containerIndex[String(text.dropFirst(Self.containerPrefix.count))].map(Peer.container)
+            }
+            if let address = IPAddress(text) { return peer(at: address) }
+            return containerIndex[text].map(Peer.container)
         }
     }
 
-    /// The container holding an address, or the address as an outside peer.
+    /// The container holding an address, `host` for one of the host's own addresses, or the
+    /// address as an outside peer.
     public func peer(at address: IPAddress) -> Peer {
-        containerOfAddress[address].map(Peer.container) ?? .address(address)
+        if let index = containerOfAddress[address] { return .container(index) }
+        return hostAddresses.contains(address) ? .host : .address(address)
     }
 
+    /// The name of a peer as every output shows it, never ambiguous: a container whose name is a
+    /// reserved word or reads as an address is shown as `container:NAME`.
     public func name(of peer: Peer) -> String {
         switch peer {
-        case .container(let index): return inventory.containers[index].name
+        case .container(let index): return Self.displayName(ofContainer: inventory.containers[index].name)
         case .world: return "world"
         case .host: return "host"
         case .address(let address): return address.description
         }
+    }
+
+    /// `NAME`, or `container:NAME` when NAME alone would mean another end (`world`, `host`, `any`,
+    /// an address) or looks like the prefixed form.
+    public static func displayName(ofContainer name: String) -> String {
+        reservedNames.contains(name) || name.hasPrefix(containerPrefix) || IPAddress(name) != nil ? containerPrefix + name : name
     }
 
     public func zoneNames(ofContainer index: Int) -> [String] {
@@ -196,7 +227,7 @@ public struct PolicyEvaluator: Sendable {
                         ingressRestrictions: ingress, egressRestrictions: egress, untouched: false)
     }
 
-    private func ingressRestrictions(of identity: Identity) -> [Restriction] {
+    func ingressRestrictions(of identity: Identity) -> [Restriction] {
         if identity.zones.isEmpty {
             return policy.defaults.unzoned == .restricted ? [Restriction(source: "defaults.unzoned", mode: policy.defaults.mode)] : []
         }
@@ -204,7 +235,7 @@ public struct PolicyEvaluator: Sendable {
             .map { Restriction(source: $0.name, mode: policy.mode(of: $0)) }
     }
 
-    private func egressRestrictions(of identity: Identity) -> [Restriction] {
+    func egressRestrictions(of identity: Identity) -> [Restriction] {
         identity.zones.map { policy.zones[$0] }.filter { $0.egress == .restricted }
             .map { Restriction(source: $0.name, mode: policy.mode(of: $0)) }
     }
@@ -213,8 +244,8 @@ public struct PolicyEvaluator: Sendable {
         switch (endpoint, peer.kind) {
         case (.any, _): return true
         case (.zone(let name), .container(let id)): return zoneIndex[name].map(identities[id].zones.contains) ?? false
-        case (.cidr(let block), .container(let id)): return cidrBlocks.firstIndex(of: block).map(identities[id].cidrBlocks.contains) ?? false
-        case (.cidr(let block), .outside(let blocks)): return cidrBlocks.firstIndex(of: block).map(blocks.contains) ?? false
+        case (.cidr(let block), .container(let id)): return cidrIndex[block].map(identities[id].cidrBlocks.contains) ?? false
+        case (.cidr(let block), .outside(let blocks)): return cidrIndex[block].map(blocks.contains) ?? false
         case (.world, .outside), (.host, .host): return true
         default: return false
         }
@@ -275,6 +306,11 @@ struct RuleSet: Hashable, Sendable {
         var result = self
         for index in words.indices { result.words[index] &= other.words[index] }
         return result
+    }
+
+    func isDisjoint(with other: RuleSet) -> Bool {
+        for index in words.indices where words[index] & other.words[index] != 0 { return false }
+        return true
     }
 
     /// Members in ascending order, so verdicts list rules in policy order.

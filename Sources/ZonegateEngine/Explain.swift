@@ -54,14 +54,14 @@ extension PolicyEvaluator {
         switch peer {
         case .container(let index):
             let zones = zoneNames(ofContainer: index)
-            let container = inventory.containers[index]
+            let name = name(of: peer)
             return zones.isEmpty
-                ? "\(role) \(container.name) is a managed container in no zone (unzoned)"
-                : "\(role) \(container.name) is a managed container in zone\(zones.count == 1 ? "" : "s") \(zones.joined(separator: ", "))"
+                ? "\(role) \(name) is a managed container in no zone (unzoned)"
+                : "\(role) \(name) is a managed container in zone\(zones.count == 1 ? "" : "s") \(zones.joined(separator: ", "))"
         case .world:
             return "\(role) world is an outside address that no CIDR of the policy covers"
         case .host:
-            return "\(role) host is the Docker host itself"
+            return "\(role) host is the Docker host itself (any of its own addresses, the bridges' gateways among them)"
         case .address(let address):
             let blocks = cidrBlocks.filter { $0.contains(address) }.map(\.description)
             return "\(role) \(address) is an outside address (no container holds it)"

@@ -9,6 +9,28 @@ public struct MatrixFlow: Hashable, Sendable {
     public var rules: [String]
 }
 
+/// One row as the streaming walk gives it: the ends by index, so that a renderer encodes each
+/// name once rather than once per row.
+public struct MatrixRow: Hashable, Sendable {
+    /// An index of `ReachabilityMatrix.sourceNames`: the containers in inventory order, then
+    /// `world`, then `host`.
+    public var source: Int
+    /// An index of the inventory's containers (and of `sourceNames`).
+    public var destination: Int
+    public var port: ServicePort
+    public var verdict: VerdictKind
+    /// The rules that allow it (empty when denied or allowed by open sides).
+    public var rules: [String]
+
+    public init(source: Int, destination: Int, port: ServicePort, verdict: VerdictKind, rules: [String]) {
+        self.source = source
+        self.destination = destination
+        self.port = port
+        self.verdict = verdict
+        self.rules = rules
+    }
+}
+
 /// Counts over the whole matrix, computed per identity rather than per container pair.
 public struct MatrixSummary: Hashable, Sendable {
     public var containers: Int
@@ -22,32 +44,78 @@ public struct MatrixSummary: Hashable, Sendable {
 
 /// The reachability matrix of cli.md: every source (each container, `world`, `host`), every other
 /// destination container, every port of the destination.
+///
+/// The rows are walked, not stored: `forEachRow` hands each row to its caller as it is computed,
+/// so memory follows the number of containers (their names, classes and distinct ports) and a
+/// bounded verdict cache, never the number of rows. Time is one step per row plus one per source
+/// and per container: a source visits only the containers that have ports.
 public struct ReachabilityMatrix: Sendable {
+    /// The most containers a matrix covers (README, "Limits"): 10,000 containers with one port
+    /// each are already 100 million rows.
+    public static let maximumContainers = 10_000
+
     public let evaluator: PolicyEvaluator
 
     public init(_ evaluator: PolicyEvaluator) {
         self.evaluator = evaluator
     }
 
-    /// Every row, in inventory order: containers as sources first, then `world`, then `host`.
-    /// Verdicts are computed once per (source identity, destination identity, port) and reused.
-    public func flows() -> [MatrixFlow] {
+    /// Row sources' names as they are shown: each container (unambiguously, see
+    /// `PolicyEvaluator.name(of:)`), then `world`, then `host`.
+    public var sourceNames: [String] {
+        evaluator.inventory.containers.indices.map { evaluator.name(of: .container($0)) } + ["world", "host"]
+    }
+
+    /// The number of sources: each container, `world` and `host`.
+    public var sourceCount: Int { evaluator.inventory.containers.count + 2 }
+
+    /// Every row, in inventory order (containers as sources first, then `world`, then `host`),
+    /// handed to `body` as it is computed. Verdicts are computed once per (source identity,
+    /// destination identity, port) and kept in a cache of bounded size.
+    public func forEachRow(_ body: (MatrixRow) throws -> Void) rethrows {
         let containers = evaluator.inventory.containers
-        var cache: [VerdictKey: Decision] = [:]
-        var rows: [MatrixFlow] = []
-        let sources: [Peer] = containers.indices.map(Peer.container) + [.world, .host]
-        for source in sources {
-            let sourceClass = PeerClass(source, evaluator)
-            for (index, destination) in containers.enumerated() where source != .container(index) {
-                let destinationClass = PeerClass(.container(index), evaluator)
-                for port in Self.distinct(destination.ports) {
+        let classes = containers.indices.map { PeerClass(.container($0), evaluator) }
+        // Only containers with ports are destinations of any row.
+        let destinations = containers.indices.compactMap { index -> (index: Int, ports: [ServicePort])? in
+            let ports = Self.distinct(containers[index].ports)
+            return ports.isEmpty ? nil : (index, ports)
+        }
+        guard !destinations.isEmpty else { return }
+        var cache: [VerdictKey: (verdict: VerdictKind, rules: [String])] = [:]
+        for source in 0..<(containers.count + 2) {
+            let sourceClass = source < containers.count ? classes[source] : (source == containers.count ? .world : .host)
+            for destination in destinations where destination.index != source {
+                let destinationClass = classes[destination.index]
+                for port in destination.ports {
                     let key = VerdictKey(source: sourceClass, destination: destinationClass, port: port)
-                    let decision = cache[key] ?? evaluator.decide(from: sourceClass, to: destinationClass, port: port)
-                    cache[key] = decision
-                    rows.append(MatrixFlow(from: evaluator.name(of: source), to: destination.name, port: port,
-                                           verdict: decision.verdict, rules: decision.verdict == .allow ? decision.rules : []))
+                    let outcome: (verdict: VerdictKind, rules: [String])
+                    if let cached = cache[key] {
+                        outcome = cached
+                    } else {
+                        let decision = evaluator.decide(from: sourceClass, to: destinationClass, port: port)
+                        outcome = (decision.verdict, decision.verdict == .allow ? decision.rules : [])
+                        // Bounded: identities x identities x ports can exceed the rows' own scale.
+                        if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+                        cache[key] = outcome
+                    }
+                    try body(MatrixRow(source: source, destination: destination.index, port: port,
+                                       verdict: outcome.verdict, rules: outcome.rules))
                 }
             }
+        }
+    }
+
+    /// Verdicts remembered at once while walking the rows.
+    static let cacheLimit = 1 << 16
+
+    /// Every row with its names, collected: for tests and small inventories; `forEachRow` for
+    /// output.
+    public func flows() -> [MatrixFlow] {
+        let names = sourceNames
+        var rows: [MatrixFlow] = []
+        forEachRow { row in
+            rows.append(MatrixFlow(from: names[row.source], to: names[row.destination], port: row.port,
+                                   verdict: row.verdict, rules: row.rules))
         }
         return rows
     }

@@ -7,8 +7,9 @@ extension ConntrackTable: ConnectionTracker {}
 
 /// Facts about the host's own network that the dataplane needs.
 public enum HostNetwork {
-    /// The host's own addresses (every interface), which the policy calls `host`.
-    public static func addresses() throws -> Set<IPAddress> {
+    /// The host's own addresses (every interface, or only those named in `interfaces`), which
+    /// the policy calls `host`.
+    public static func addresses(onInterfaces interfaces: Set<String>? = nil) throws -> Set<IPAddress> {
         var list: UnsafeMutablePointer<ifaddrs>?
         try cCall("getifaddrs") { getifaddrs(&list) }
         defer { freeifaddrs(list) }
@@ -17,6 +18,7 @@ public enum HostNetwork {
         while let entry = cursor {
             defer { cursor = entry.pointee.ifa_next }
             guard let address = entry.pointee.ifa_addr else { continue }
+            if let interfaces, !interfaces.contains(String(cString: entry.pointee.ifa_name)) { continue }
             switch Int32(address.pointee.sa_family) {
             case AF_INET:
                 address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import ZonegateCLI
+@testable import ZonegateCLI
 @testable import ZonegateEngine
 import ZonegatePolicy
 
@@ -16,7 +16,7 @@ final class MatrixRenderTests: XCTestCase {
              #"{ "from": "host", "to": "x-b", "port": null, "proto": "icmp", "verdict": "audit", "rules": [] }"#),
         ]
         for (name, flow, expected) in cases {
-            let rendered = Render.matrixJSON(digest: "sha256:00", flows: [flow]).rendered()
+            let rendered = Render.matrix(.json, digest: "sha256:00", flows: [flow])
             XCTAssertTrue(rendered.contains("\n    " + expected + "\n"), "\(name):\n\(rendered)")
             let parsed = try JSONSerialization.jsonObject(with: Data(rendered.utf8)) as? [String: Any]
             XCTAssertEqual(parsed?["policyDigest"] as? String, "sha256:00", name)
@@ -33,8 +33,56 @@ final class MatrixRenderTests: XCTestCase {
             ("table without any", false, [], nil), ("markdown without any", true, [], nil),
         ]
         for (name, markdown, attachments, expected) in cases {
-            let text = Render.matrixTable(digest: "sha256:00", flows: [flow], markdown: markdown, unenforced: attachments)
+            let text = Render.matrix(markdown ? .markdown : .table, digest: "sha256:00", flows: [flow], unenforced: attachments)
             XCTAssertEqual(text.split(separator: "\n").last.map(String.init), expected ?? "1 flows: 0 allow, 1 deny, 0 audit", "\(name):\n\(text)")
+        }
+    }
+
+    /// The streamed JSON is the document `JSONValue` renders at once: the same bytes, rows or none.
+    func testStreamedJSONIsTheWholeDocument() throws {
+        let flows = [MatrixFlow(from: "a\"b", to: "c\n\u{1B}", port: ServicePort(80, .tcp), verdict: .allow,
+                                rules: (0..<30).map { "rule-\($0)" }),
+                     MatrixFlow(from: "world", to: "c\n\u{1B}", port: ServicePort(0, .icmp), verdict: .deny, rules: [])]
+        for rows in [flows, []] {
+            let whole = JSONValue.object([
+                ("policyDigest", .string("sha256:00")),
+                ("flows", .array(rows.map { flow in
+                    .object([("from", .string(flow.from)), ("to", .string(flow.to)),
+                             ("port", flow.port.proto.hasPorts ? .number(Int(flow.port.number)) : .null),
+                             ("proto", .string(flow.port.proto.rawValue)), ("verdict", .string(flow.verdict.rawValue)),
+                             ("rules", .strings(flow.rules))])
+                })),
+            ]).rendered() + "\n"
+            XCTAssertEqual(Render.matrix(.json, digest: "sha256:00", flows: rows), whole)
+            let parsed = try JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any]
+            XCTAssertEqual((parsed?["flows"] as? [[String: Any]])?.first?["to"] as? String, rows.first?.to)
+        }
+    }
+
+    /// Column widths come from the names, not the rows, and are capped: one very long name
+    /// overflows its own cell and pads nothing else.
+    func testTableWidthsAreBounded() {
+        let long = String(repeating: "x", count: 200)
+        let flows = [MatrixFlow(from: long, to: "b", port: ServicePort(80, .tcp), verdict: .deny, rules: []),
+                     MatrixFlow(from: "a", to: "b", port: ServicePort(80, .tcp), verdict: .allow, rules: ["r"])]
+        let lines = Render.matrix(.table, digest: "sha256:00", flows: flows).split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[1], "FROM" + String(repeating: " ", count: MatrixRenderer.maximumColumnWidth - 4) + "  TO  PORT    VERDICT  RULES")
+        XCTAssertEqual(lines[2], long + "  b   80/tcp  deny")
+        XCTAssertEqual(lines[3], "a" + String(repeating: " ", count: MatrixRenderer.maximumColumnWidth - 1) + "  b   80/tcp  allow    r")
+    }
+
+    func testEscapes() {
+        let cases: [(String, Bool, String)] = [
+            ("plain-name_1.2", false, "plain-name_1.2"),
+            ("a\nb\r\tc", false, #"a\nb\r\tc"#),
+            ("\u{1B}[2J", false, #"\u{1b}[2J"#),
+            ("bidi\u{202E}x\u{200B}", false, #"bidi\u{202e}x\u{200b}"#),
+            ("a|b`c", false, "a|b`c"),
+            ("a|b`c", true, #"a\|b\`c"#),
+            ("é 名前", true, "é 名前"),
+        ]
+        for (input, markdown, expected) in cases {
+            XCTAssertEqual(Escape.text(input, markdown: markdown), expected, input.debugDescription)
         }
     }
 }

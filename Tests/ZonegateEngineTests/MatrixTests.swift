@@ -75,4 +75,110 @@ final class MatrixTests: XCTestCase {
         XCTAssertGreaterThan(summary.allowed, 0)
         XCTAssertGreaterThan(summary.denied, 0)
     }
+
+    /// Issue 10: 10,000 containers without ports took 48 s to give no row, a cost per (source,
+    /// container) pair. A source now visits only containers with ports: time follows rows plus
+    /// containers.
+    func testContainersWithoutPortsCostNothingPerPair() {
+        let containers = (0..<10_000).map { index in
+            container("c\(index)", ["zonegate.zone": ["web", "api", "corp"][index % 3]], ["10.\(index / 65536).\((index / 256) % 256).\(index % 256)"])
+        }
+        let matrix = ReachabilityMatrix(PolicyEvaluator(policy: shopPolicy, inventory: Inventory(containers: containers)))
+        let start = ContinuousClock.now
+        var rows = 0
+        matrix.forEachRow { _ in rows += 1 }
+        XCTAssertEqual(rows, 0)
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(2), "debug build; it was 48 s")
+
+        // One container with a port among them: one row per other source, still no per-pair cost.
+        var withOne = containers
+        withOne[5_000].ports = [ServicePort(443, .tcp)]
+        let one = ReachabilityMatrix(PolicyEvaluator(policy: shopPolicy, inventory: Inventory(containers: withOne)))
+        let started = ContinuousClock.now
+        var sources: Set<Int> = []
+        one.forEachRow { row in
+            XCTAssertEqual(row.destination, 5_000)
+            sources.insert(row.source)
+        }
+        XCTAssertEqual(sources.count, 10_001, "every container but itself, world and host")
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(5))
+    }
+
+    /// The walk gives the rows `flows()` collects, in the same order, with names resolved through
+    /// `sourceNames`; the verdict cache may be emptied midway without changing a row.
+    func testStreamedRowsAreTheFlows() {
+        var containers: [Container] = []
+        for index in 0..<60 {
+            let zone = ["web", "api", "corp", ""][index % 4]
+            containers.append(container("c\(index)", zone.isEmpty ? [:] : ["zonegate.zone": zone], ["172.18.1.\(index + 1)"],
+                                        ports: index % 3 == 0 ? ["443/tcp", "8080/tcp", "443/tcp"] : ["8080/tcp"]))
+        }
+        let evaluator = PolicyEvaluator(policy: shopPolicy, inventory: Inventory(containers: containers))
+        let matrix = ReachabilityMatrix(evaluator)
+        let names = matrix.sourceNames
+        var streamed: [String] = []
+        matrix.forEachRow { row in streamed.append("\(names[row.source])>\(names[row.destination]) \(row.port) \(row.verdict) \(row.rules)") }
+        let collected = matrix.flows().map { "\($0.from)>\($0.to) \($0.port) \($0.verdict) \($0.rules)" }
+        XCTAssertEqual(streamed, collected)
+        XCTAssertEqual(streamed.count, 62 * 60 - 60 + 20 * (62 - 1), "443/tcp listed twice counts once")
+        // Each row agrees with a verdict computed on its own.
+        var index = 0
+        matrix.forEachRow { row in
+            let source: Peer = row.source < 60 ? .container(row.source) : (row.source == 60 ? .world : .host)
+            let decision = evaluator.decide(from: source, to: .container(row.destination), port: row.port)
+            XCTAssertEqual(row.verdict, decision.verdict, streamed[index])
+            index += 1
+        }
+    }
+
+    /// Docker allows containers named `world`, `host`, `any` or like an address: each is shown
+    /// as `container:NAME`, so no row repeats or contradicts another; `world`, `host` and
+    /// addresses keep their meaning, and `container:NAME` finds the container.
+    func testContainersNamedLikeEndpointsAreShownUnambiguously() {
+        let inventory = Inventory(containers: [
+            container("world", ["zonegate.zone": "web"], ["172.18.0.2"], ports: ["443/tcp"]),
+            container("host", ["zonegate.zone": "api"], ["172.18.0.3"], ports: ["8080/tcp"]),
+            container("any", [:], ["172.18.0.4"]),
+            container("172.18.0.3", [:], ["172.18.0.5"]),
+            container("container:x", [:], ["172.18.0.6"]),
+            container("web-1", ["zonegate.zone": "web"], ["172.18.0.7"]),
+        ])
+        let evaluator = PolicyEvaluator(policy: shopPolicy, inventory: inventory)
+        let flows = ReachabilityMatrix(evaluator).flows()
+        let rows = flows.map { "\($0.from)>\($0.to) \($0.verdict.rawValue)" }
+        XCTAssertEqual(Set(rows).count, rows.count, "no repeated row: \(rows)")
+        XCTAssertEqual(Set(flows.map(\.from)), ["container:world", "container:host", "container:any", "container:172.18.0.3",
+                                                "container:container:x", "web-1", "world", "host"])
+        XCTAssertEqual(rows.filter { $0.hasPrefix("world>") }, ["world>container:world allow", "world>container:host deny"])
+        XCTAssertEqual(evaluator.peer(named: "world"), .world)
+        XCTAssertEqual(evaluator.peer(named: "host"), .host)
+        XCTAssertEqual(evaluator.peer(named: "container:world"), .container(0))
+        XCTAssertEqual(evaluator.peer(named: "container:host"), .container(1))
+        XCTAssertEqual(evaluator.peer(named: "any"), .container(2), "any is no end of explain: the container")
+        XCTAssertEqual(evaluator.peer(named: "172.18.0.3"), .container(1), "an address means the address: the container holding it")
+        XCTAssertEqual(evaluator.peer(named: "container:172.18.0.3"), .container(3))
+        XCTAssertEqual(evaluator.peer(named: "container:container:x"), .container(4))
+        XCTAssertEqual(evaluator.peer(named: "web-1"), .container(5))
+        XCTAssertNil(evaluator.peer(named: "container:nobody"))
+        XCTAssertEqual(evaluator.explain(from: .world, to: .container(0), port: ServicePort(443, .tcp)).reasons.prefix(2),
+                       ["source world is an outside address that no CIDR of the policy covers",
+                        "destination container:world is a managed container in zone web"])
+    }
+
+    /// The host's own addresses (a bridge's gateway) are `host`, never `world`; an address a
+    /// container holds stays the container's.
+    func testHostAddressesAreTheHost() {
+        let inventory = Inventory(containers: [container("w", ["zonegate.zone": "web"], ["172.17.0.2"], ports: ["443/tcp"])])
+        let gateway = IPAddress("172.17.0.1")!
+        let evaluator = PolicyEvaluator(policy: shopPolicy, inventory: inventory, hostAddresses: [gateway, IPAddress("172.17.0.2")!])
+        XCTAssertEqual(evaluator.peer(named: "172.17.0.1"), .host)
+        XCTAssertEqual(evaluator.peer(at: gateway), .host)
+        XCTAssertEqual(evaluator.peer(named: "172.17.0.2"), .container(0))
+        XCTAssertEqual(evaluator.peer(named: "203.0.113.9"), .address(IPAddress("203.0.113.9")!))
+        let fromGateway = evaluator.explain(from: evaluator.peer(named: "172.17.0.1")!, to: .container(0), port: ServicePort(443, .tcp))
+        let fromHost = evaluator.explain(from: .host, to: .container(0), port: ServicePort(443, .tcp))
+        XCTAssertEqual(fromGateway, fromHost)
+        XCTAssertEqual(fromGateway.verdict, .deny, "world-web allows world, not the host")
+        XCTAssertEqual(evaluator.explain(from: .world, to: .container(0), port: ServicePort(443, .tcp)).verdict, .allow)
+    }
 }

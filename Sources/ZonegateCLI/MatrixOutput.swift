@@ -1,0 +1,162 @@
+import Foundation
+import ZonegateEngine
+import ZonegatePolicy
+
+/// Where streamed output goes: standard output through a fixed buffer, or a string in tests.
+protocol TextSink {
+    mutating func write(_ text: String) throws
+    mutating func flush() throws
+}
+
+/// Standard output through a 64 KiB buffer: one `write(2)` per buffer, not per row, and memory
+/// that does not grow with what is written.
+struct StandardOutput: TextSink {
+    private var buffer: [UInt8] = []
+    private let capacity = 1 << 16
+
+    init() { buffer.reserveCapacity(capacity) }
+
+    /// Why output stopped (a closed pipe, a full disk).
+    struct WriteError: Error, CustomStringConvertible {
+        var errno: Int32
+        var description: String { "cannot write to standard output: \(String(cString: strerror(errno)))" }
+    }
+
+    mutating func write(_ text: String) throws {
+        buffer.append(contentsOf: text.utf8)
+        if buffer.count >= capacity { try flush() }
+    }
+
+    mutating func flush() throws {
+        var offset = 0
+        while offset < buffer.count {
+            let written = buffer[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                let failure = errno
+                buffer.removeAll(keepingCapacity: true)
+                throw WriteError(errno: failure)
+            }
+            offset += written
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Collects everything written: for tests and small renderings.
+struct StringSink: TextSink {
+    var text = ""
+    mutating func write(_ text: String) throws { self.text += text }
+    mutating func flush() throws {}
+}
+
+/// `matrix` output, written row by row as the matrix is walked, in each format: memory follows the
+/// number of containers (each name encoded once), never the number of rows.
+///
+/// - json: cli.md's document, one flow a line, the same bytes as the whole document rendered at
+///   once (`"flows": []` when there are none).
+/// - table: columns whose widths come from the inventory, not from the rows (every source and
+///   destination name, every port, the verdict words), each capped at `maximumColumnWidth`
+///   characters so that one very long name does not pad every row: a longer cell overflows its
+///   column on its own row. RULES is the last column and is not padded.
+/// - markdown: a GitHub table; names escaped as cells need.
+///
+/// Then the totals and, for people, a line per unenforced attachment.
+struct MatrixRenderer {
+    static let maximumColumnWidth = 40
+
+    let format: OutputFormat
+    let digest: String
+    let unenforced: [UnenforcedAttachment]
+
+    /// Writes the whole matrix to `sink`; returns the number of rows.
+    @discardableResult
+    func render<Sink: TextSink>(_ matrix: ReachabilityMatrix, to sink: inout Sink) throws -> Int {
+        let names = matrix.sourceNames
+        let containers = matrix.evaluator.inventory.containers
+        return try render(names: names, destinationNames: names, ports: containers.map(\.ports), to: &sink) { body in
+            try matrix.forEachRow(body)
+        }
+    }
+
+    /// Writes the given rows (their ends index `names`) to `sink`.
+    func render<Sink: TextSink>(names: [String], destinationNames: [String], ports: [[ServicePort]], to sink: inout Sink,
+                                rows walk: ((MatrixRow) throws -> Void) throws -> Void) throws -> Int {
+        var counts: [VerdictKind: Int] = [.allow: 0, .deny: 0, .audit: 0]
+        var count = 0
+        switch format {
+        case .json:
+            let quoted = names.map(JSONText.quoted)
+            try sink.write("{\n  \(JSONText.quoted("policyDigest")): \(JSONText.quoted(digest)),\n  \"flows\": ")
+            try walk { row in
+                try sink.write(count == 0 ? "[\n    " : ",\n    ")
+                count += 1
+                let port = row.port.proto.hasPorts ? String(row.port.number) : "null"
+                let rules = JSONValue.strings(row.rules).rendered()
+                try sink.write("{ \"from\": \(quoted[row.source]), \"to\": \(quoted[row.destination]), \"port\": \(port), "
+                    + "\"proto\": \"\(row.port.proto.rawValue)\", \"verdict\": \"\(row.verdict.rawValue)\", \"rules\": \(rules) }")
+            }
+            try sink.write(count == 0 ? "[]\n}\n" : "\n  ]\n}\n")
+        case .table, .markdown:
+            let markdown = format == .markdown
+            let escaped = names.map { Escape.text($0, markdown: markdown) }
+            let header = ["FROM", "TO", "PORT", "VERDICT", "RULES"]
+            if markdown {
+                try sink.write("Policy `\(digest)`\n\n")
+                try sink.write(Self.markdownLine(header.map { $0.lowercased() }) + "\n")
+                try sink.write(Self.markdownLine(header.map { _ in "---" }) + "\n")
+            } else {
+                try sink.write("policy \(digest)\n")
+            }
+            // Widths from what rows can hold, known before any row: bounded, one pass.
+            let cap = Self.maximumColumnWidth
+            let hasDestination = ports.map { !$0.isEmpty }
+            let fromWidth = min(cap, escaped.map(\.count).max().map { max($0, header[0].count) } ?? header[0].count)
+            let toWidth = min(cap, max(header[1].count, escaped.indices.filter { $0 < ports.count && hasDestination[$0] }
+                .map { escaped[$0].count }.max() ?? 0))
+            let portWidth = max(header[2].count, ports.joined().map { $0.description.count }.max() ?? 0)
+            let verdictWidth = header[3].count
+            let widths = [fromWidth, toWidth, portWidth, verdictWidth]
+            if !markdown { try sink.write(Self.tableLine(header, widths) + "\n") }
+            try walk { row in
+                count += 1
+                counts[row.verdict, default: 0] += 1
+                let cells = [escaped[row.source], escaped[row.destination], row.port.description, row.verdict.rawValue,
+                             row.rules.map { Escape.text($0, markdown: markdown) }.joined(separator: ", ")]
+                try sink.write((markdown ? Self.markdownLine(cells) : Self.tableLine(cells, widths)) + "\n")
+            }
+            let total = "\(count) flows: \(counts[.allow]!) allow, \(counts[.deny]!) deny, \(counts[.audit]!) audit"
+            try sink.write(markdown ? "\n\(total)\n" : "\(total)\n")
+            let warnings = unenforced.map { attachment in
+                "unenforced: \(Escape.text(attachment.container, markdown: markdown)) on \(Escape.text(attachment.network, markdown: markdown)) "
+                    + "(\(Escape.text(attachment.reason, markdown: markdown))): zonegate does not filter this attachment"
+            }
+            if markdown, !warnings.isEmpty {
+                try sink.write("\n" + warnings.map { "- " + $0 + "\n" }.joined())
+            } else if !markdown {
+                try sink.write(warnings.map { $0 + "\n" }.joined())
+            }
+        }
+        try sink.flush()
+        return count
+    }
+
+    /// Cells already escaped for Markdown.
+    static func markdownLine(_ cells: [String]) -> String {
+        "| " + cells.joined(separator: " | ") + " |"
+    }
+
+    /// Cells padded to `widths` (the last column is not), two spaces apart, no trailing spaces.
+    static func tableLine(_ cells: [String], _ widths: [Int]) -> String {
+        var line = ""
+        for (index, cell) in cells.enumerated() {
+            if index > 0 { line += "  " }
+            line += cell
+            if index < widths.count, index < cells.count - 1 {
+                let length = cell.count
+                if length < widths[index] { line += String(repeating: " ", count: widths[index] - length) }
+            }
+        }
+        return line.trimmingTrailingSpaces()
+    }
+}
