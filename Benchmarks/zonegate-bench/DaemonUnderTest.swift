@@ -149,7 +149,7 @@ final class DaemonUnderTest: @unchecked Sendable {
             if isReady { ready = true }
             if isApplied, let reasons = object["reason"] as? String {
                 for reason in reasons.components(separatedBy: "; ") { appliedStamps[reason, default: []].append(stamp) }
-                if let milliseconds = (object["duration_ms"] as? String).flatMap(Double.init) { enforceSeconds.append(milliseconds / 1e3) }
+                if let milliseconds = (object["duration_ms"] as? NSNumber)?.doubleValue { enforceSeconds.append(milliseconds / 1e3) }
             }
             if isDrift { driftStamps.append(stamp) } else if isTrouble && ready { troubles.append(object["message"] as? String ?? line) }
             condition.broadcast()

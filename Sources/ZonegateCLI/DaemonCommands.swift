@@ -16,18 +16,37 @@ extension Zonegate {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The daemon: watch Docker, compile, program nftables, reconcile until SIGTERM/SIGINT.",
-            discussion: "SIGHUP or a change in the policy directory reloads the policy. The rules stay in the kernel when it stops.")
+            discussion: """
+                SIGHUP or a change in the policy directory reloads the policy. The rules stay in the kernel when it stops.
+                One run per host: it holds an exclusive lock on \(HostLock.defaultPath) (holding its pid), and a second \
+                refuses to start (exit 2, naming the first's pid) before it touches the kernel.
+                """)
 
         @OptionGroup var options: PolicyOptions
         @OptionGroup var docker: DockerOptions
 
-        @Option(name: .long, help: ArgumentHelp("The full comparison with Docker and the kernel that repairs drift.", valueName: "DURATION"))
-        var resyncInterval = DurationArgument(argument: "30s")!
+        @Option(name: .long, help: ArgumentHelp(
+            "The full comparison with Docker and the kernel that repairs drift, every DURATION: \(ResyncInterval.bounds), such as 30s, 5m or 1.5h.",
+            valueName: "DURATION"))
+        var resyncInterval = "30s"
 
         @Option(name: .long, help: "text or json (one object a line).")
         var logFormat: LogFormat = .text
 
+        func validate() throws {
+            _ = try ResyncInterval.parse(resyncInterval)
+        }
+
         func run() async throws {
+            let resync = try ResyncInterval.parse(resyncInterval)
+            // Before anything that touches the kernel (sysctls, tables): a second daemon refuses here.
+            let lock: HostLock
+            do {
+                lock = try HostLock()
+            } catch {
+                throw CommandFailure.environment("zonegate run: \(error)")
+            }
+            defer { withExtendedLifetime(lock) {} }
             let format = logFormat
             LoggingSystem.bootstrap { _ in LineLogHandler(format: format) }
             let logger = Logger(label: "zonegate")
@@ -63,10 +82,10 @@ extension Zonegate {
                     }
                 },
                 hostAddresses: hostAddresses, flowLog: flowLog?.records)
-            let reconciler = Reconciler(environment: environment, timing: ReconcilerTiming(resyncInterval: resyncInterval.duration),
+            let reconciler = Reconciler(environment: environment, timing: ReconcilerTiming(resyncInterval: resync),
                                         logger: logger)
             logger.info("starting", metadata: ["policies": "\(directory)", "docker": "\(docker.url)",
-                                               "resync_interval": "\(resyncInterval)"])
+                                               "resync_interval": "\(resyncInterval)", "pid": .stringConvertible(getpid())])
             let hangups = Task {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) { reconciler.requestReload(reason: "SIGHUP") }
             }
@@ -99,7 +118,28 @@ extension Zonegate {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(inventory), as: UTF8.self))
-            for attachment in inventory.unenforced { printError("warning: \(attachment)") }
+            for attachment in inventory.unenforced { ErrorOutput.warning("\(attachment)") }
         }
+    }
+}
+
+/// `--resync-interval`: a number and a unit (`ms`, `s`, `m`, `h`), within `bounds`. Anything else
+/// (`inf`, `nan`, `1e300s`, `0`, negative) is a usage error, never a conversion that traps.
+enum ResyncInterval {
+    static let minimum: Duration = .seconds(1)
+    static let maximum: Duration = .seconds(24 * 3600)
+    static let bounds = "from 1s to 24h"
+
+    static func parse(_ text: String) throws -> Duration {
+        let units: [(suffix: String, milliseconds: Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        let invalid = ValidationError("--resync-interval '\(text.prefix(40))' is not a duration \(bounds), such as 30s, 5m or 1.5h")
+        guard let unit = units.first(where: { text.hasSuffix($0.suffix) && Double(text.dropLast($0.suffix.count)) != nil }),
+              let value = Double(text.dropLast(unit.suffix.count)), value.isFinite else { throw invalid }
+        let milliseconds = value * unit.milliseconds
+        // Compared as Double first: only a value known to be in range is converted to an integer.
+        guard milliseconds >= 1000, milliseconds <= 86_400_000 else {
+            throw ValidationError("--resync-interval \(text.prefix(40)) is out of range: it must be \(bounds)")
+        }
+        return .milliseconds(Int64(milliseconds.rounded()))
     }
 }

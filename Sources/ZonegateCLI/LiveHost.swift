@@ -47,7 +47,8 @@ struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
     init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         guard let (suffix, scale) = units.first(where: { argument.hasSuffix($0.0) && Double(argument.dropLast($0.0.count)) != nil }),
-              let value = Double(argument.dropLast(suffix.count)), value > 0 else { return nil }
+              let value = Double(argument.dropLast(suffix.count)), value > 0,
+              value * scale <= 1e9 else { return nil }  // finite and within Int64 milliseconds: no trapping conversion
         duration = .milliseconds(Int64((value * scale * 1000).rounded()))
         description = argument
     }

@@ -8,7 +8,7 @@ import ZonegateRuleset
 /// which side was restricted with no rule allowing the flow.
 ///
 /// ```
-/// flow denied from=web-1 from_zones=web to=pay-1 to_zones=payments proto=tcp port=8443
+/// flow denied from=web-1 from_zones=[web] to=pay-1 to_zones=[payments] proto=tcp port=8443
 ///   reason="ingress of pay-1 is restricted by zone payments and no rule allows web-1 -> pay-1 on 8443/tcp" …
 /// ```
 public enum DeniedFlowEvent {
@@ -17,8 +17,9 @@ public enum DeniedFlowEvent {
 
     /// The event for `flow` under the policy in force. Ends are judged as the ruleset judged them:
     /// an address of `hostAddresses` is `host`, any other address no container holds is outside.
-    /// Metadata: `from`, `from_address`, `from_zones` (containers only; `unzoned` for none),
-    /// the same for `to`, `proto`, `port` (absent for protocols without ports), `source_port`,
+    /// Metadata: `from`, `from_address`, `from_zones` (containers only; a list, empty for an
+    /// unzoned container), the same for `to`, `proto`, `port` and `source_port` (numbers; absent
+    /// for protocols without ports),
     /// `in`/`out` interfaces when known, and `reason`.
     public static func make(_ flow: LoggedFlow, evaluator: PolicyEvaluator,
                             hostAddresses: Set<IPAddress>) -> (message: String, metadata: Logger.Metadata) {
@@ -30,11 +31,11 @@ public enum DeniedFlowEvent {
             "proto": "\(flow.transport)",
             "reason": "\(reason(flow, source, destination, evaluator))",
         ]
-        if let zones = zones(of: source, evaluator) { metadata["from_zones"] = "\(zones)" }
-        if let zones = zones(of: destination, evaluator) { metadata["to_zones"] = "\(zones)" }
+        if let zones = zones(of: source, evaluator) { metadata["from_zones"] = .list(zones) }
+        if let zones = zones(of: destination, evaluator) { metadata["to_zones"] = .list(zones) }
         if flow.transport.hasPorts {
-            metadata["port"] = "\(flow.destinationPort)"
-            metadata["source_port"] = "\(flow.sourcePort)"
+            metadata["port"] = .number(Int(flow.destinationPort))
+            metadata["source_port"] = .number(Int(flow.sourcePort))
         }
         if let name = flow.inInterface { metadata["in"] = "\(name)" }
         if let name = flow.outInterface { metadata["out"] = "\(name)" }
@@ -44,13 +45,12 @@ public enum DeniedFlowEvent {
     /// The event for flows the kernel logged that never reached zonegate (its log socket
     /// overflowed): no flow to name, but the loss is not silent.
     public static func lost(_ count: Int) -> (message: String, metadata: Logger.Metadata) {
-        ("\(count) denied-flow event\(count == 1 ? "" : "s") lost", ["lost": "\(count)", "reason": "the flow log socket overflowed"])
+        ("\(count) denied-flow event\(count == 1 ? "" : "s") lost", ["lost": .number(count), "reason": "the flow log socket overflowed"])
     }
 
-    private static func zones(of peer: Peer, _ evaluator: PolicyEvaluator) -> String? {
+    private static func zones(of peer: Peer, _ evaluator: PolicyEvaluator) -> [String]? {
         guard case .container(let index) = peer else { return nil }
-        let zones = evaluator.zoneNames(ofContainer: index)
-        return zones.isEmpty ? "unzoned" : zones.joined(separator: ",")
+        return evaluator.zoneNames(ofContainer: index)
     }
 
     /// "ingress of pay-1 is restricted by zone payments and no rule allows web-1 -> pay-1 on 8443/tcp".

@@ -9,7 +9,9 @@ public enum LogFormat: String, Sendable, CaseIterable {
 
 /// A swift-log handler that writes one line per event to standard error, as text
 /// (`2026-12-01T18:00:00.000Z info ready containers=3 digest=sha256:…`) or as one JSON object
-/// (`{"time":…,"level":"info","message":"ready","containers":"3",…}`).
+/// (`{"time":…,"level":"info","message":"ready","containers":3,…}`). Metadata is typed: a value
+/// logged as `.stringConvertible` of an integer, a floating-point number or a Bool is a JSON
+/// number or boolean (see `Logger.MetadataValue.number`), `.array` a JSON array, the rest strings.
 public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -57,10 +59,23 @@ public struct LineLogHandler: LogHandler {
     private static func json(_ value: Logger.Metadata.Value) -> String {
         switch value {
         case .string(let string): return JSONText.quoted(string)
-        case .stringConvertible(let convertible): return JSONText.quoted(convertible.description)
+        case .stringConvertible(let convertible): return typedJSON(convertible) ?? JSONText.quoted(convertible.description)
         case .array(let values): return "[" + values.map(json).joined(separator: ",") + "]"
         case .dictionary(let values):
             return "{" + values.keys.sorted().map { "\(JSONText.quoted($0)):\(json(values[$0]!))" }.joined(separator: ",") + "}"
+        }
+    }
+
+    /// Numbers and booleans carried by `.stringConvertible` as JSON numbers and booleans, so that
+    /// log pipelines can compare and sum them; nil for anything else (written as a string).
+    /// A non-finite floating-point value has no JSON number: it stays a string.
+    private static func typedJSON(_ value: any CustomStringConvertible & Sendable) -> String? {
+        switch value {
+        case let flag as Bool: return flag ? "true" : "false"
+        case let integer as any BinaryInteger: return "\(integer)"
+        case let number as Double: return number.isFinite ? "\(number)" : nil
+        case let number as Float: return number.isFinite ? "\(number)" : nil
+        default: return nil
         }
     }
 
@@ -75,4 +90,21 @@ public struct LineLogHandler: LogHandler {
         }
         return plain.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline }) ? JSONText.quoted(plain) : plain
     }
+}
+
+extension Logger.MetadataValue {
+    /// An integer, written as a JSON number.
+    public static func number(_ value: Int) -> Self { .stringConvertible(value) }
+    /// A floating-point number, written as a JSON number (a string if it is not finite).
+    public static func number(_ value: Double) -> Self { .stringConvertible(value) }
+    /// A boolean, written as JSON `true` or `false`.
+    public static func flag(_ value: Bool) -> Self { .stringConvertible(value) }
+    /// A duration in milliseconds with two decimals, written as a JSON number (`"duration_ms":17.79`).
+    public static func milliseconds(_ duration: Duration) -> Self {
+        let (seconds, attoseconds) = duration.components
+        let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        return .stringConvertible((value * 100).rounded() / 100)
+    }
+    /// A list of strings, written as a JSON array.
+    public static func list(_ values: some Sequence<some CustomStringConvertible>) -> Self { .array(values.map { .string($0.description) }) }
 }

@@ -18,8 +18,10 @@ final class Mailbox: Sendable {
         var reloadReasons: [String] = []
         /// Why this pass runs, for the log.
         var reasons: [String] = []
+        /// A compile running off the reconciler has finished: apply its result.
+        var compileFinished = false
 
-        var isEmpty: Bool { containers.isEmpty && !networks && !resync && reloadReasons.isEmpty }
+        var isEmpty: Bool { containers.isEmpty && !networks && !resync && reloadReasons.isEmpty && !compileFinished }
     }
 
     private let state = NSLock()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import ServiceLifecycle
 import ZonegateDocker
 import ZonegateEngine
@@ -44,13 +45,17 @@ public struct ReconcilerEnvironment: Sendable {
     public var hostAddresses: @Sendable () -> Set<IPAddress>
     /// The packets the ruleset logs as denied or audited (NFLOG), if they can be read.
     public var flowLog: AsyncThrowingStream<FlowLogRecord, Error>?
+    /// Compiles the policy applied to the containers; runs on a thread of its own, off the
+    /// reconciler (`CompiledRuleset.init` in production; tests make it slow).
+    public var compile: @Sendable (PolicyEvaluator) async throws -> CompiledRuleset
 
     public init(engine: any DockerEngine, enforcer: Enforcer, loadPolicy: @escaping @Sendable () throws -> Policy,
                 policyFingerprint: @escaping @Sendable () -> String,
                 bridgePorts: @escaping @Sendable () -> BridgePortResolver,
                 prepareHost: @escaping @Sendable () throws -> String? = { nil },
                 hostAddresses: @escaping @Sendable () -> Set<IPAddress> = { [] },
-                flowLog: AsyncThrowingStream<FlowLogRecord, Error>? = nil) {
+                flowLog: AsyncThrowingStream<FlowLogRecord, Error>? = nil,
+                compile: @escaping @Sendable (PolicyEvaluator) async throws -> CompiledRuleset = { CompiledRuleset($0) }) {
         self.engine = engine
         self.enforcer = enforcer
         self.loadPolicy = loadPolicy
@@ -59,6 +64,7 @@ public struct ReconcilerEnvironment: Sendable {
         self.prepareHost = prepareHost
         self.hostAddresses = hostAddresses
         self.flowLog = flowLog
+        self.compile = compile
     }
 }
 
@@ -75,13 +81,29 @@ public struct StartupFailure: Error, CustomStringConvertible {
 /// Docker and the kernel and repairs drift, and a changed policy directory (or SIGHUP) reloads the
 /// policy, keeping the last good one when the new one is invalid. It stops on graceful shutdown,
 /// leaving its rules in the kernel.
+///
+/// A full compile (start, reload, resync, a change the per-container path cannot take) runs on a
+/// thread of its own, never on the reconciler: however long it takes, events for containers the
+/// enforced policy can classify keep being applied with that policy, and shutdown is not held
+/// up (an unfinished compile is abandoned; the kernel keeps the last rules applied). A newer
+/// policy cancels and replaces a compile of an older one; a compile asked for by Docker changes
+/// while one runs waits for it and then follows, so that a stream of changes cannot starve it.
 public actor Reconciler: Service {
     private let environment: ReconcilerEnvironment
     private let timing: ReconcilerTiming
     private let logger: Logger
     private let mailbox = Mailbox()
 
+    /// The policy in force: the one the last full compile applied (nil until the first one).
     private var policy: Policy?
+    /// The newest valid policy read: the one in force, or one being compiled.
+    private var latestPolicy: Policy?
+    /// The full compile running off the reconciler, if any.
+    private var compiling: PendingCompile?
+    /// A full compile asked for while one ran, without superseding it: started once it is applied.
+    private var followUp: (reasons: [String], takeOver: Bool)?
+    private var compileGeneration = 0
+    private let finishedCompiles = FinishedCompiles()
     /// The policy directory's fingerprint taken just before the policy was last read: a change
     /// made at any moment after that read is noticed.
     private var policyFingerprint = ""
@@ -128,8 +150,9 @@ public actor Reconciler: Service {
     }
 
     public func run() async throws {
-        let events = try await start()
+        defer { compiling?.task.cancel() }
         try await cancelWhenGracefulShutdown { [self] in
+            let events = try await start()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await self.watchEvents(first: events) }
                 group.addTask { await self.tick(every: self.timing.resyncInterval) { self.requestResync(reason: "periodic resync") } }
@@ -150,13 +173,12 @@ public actor Reconciler: Service {
     // MARK: - Start
 
     /// Loads the policy, subscribes to Docker's events (before listing, so nothing is missed),
-    /// lists every container and network, and replaces the kernel's zonegate tables in one
-    /// transaction. Logs "ready" once the kernel matches.
+    /// lists every container and network, and starts the compile that replaces the kernel's
+    /// zonegate tables in one transaction; "ready" is logged once it is applied.
     private func start() async throws -> AsyncThrowingStream<DockerEvent, Error> {
-        let started = ContinuousClock.now
         policyFingerprint = environment.policyFingerprint()
         do {
-            policy = try environment.loadPolicy()
+            latestPolicy = try environment.loadPolicy()
         } catch let error as PolicyError {
             throw StartupFailure(kind: .invalidPolicy, description: "policy rejected, nothing changed in the kernel:\n\(error)")
         } catch {
@@ -175,16 +197,7 @@ public actor Reconciler: Service {
         } catch {
             throw StartupFailure(kind: .environment, description: "cannot read Docker: \(error)")
         }
-        do {
-            try enforce(reasons: ["start: taking over zonegate's tables"], takeOver: true)
-        } catch {
-            throw StartupFailure(kind: .environment, description: "cannot program nftables: \(error); run as root or with CAP_NET_ADMIN")
-        }
-        ready = true
-        logger.info("ready", metadata: [
-            "policy": "\(policy!.digest)", "containers": "\(classified.count)",
-            "duration_ms": "\(milliseconds(ContinuousClock.now - started))",
-        ])
+        startCompile(reasons: ["start: taking over zonegate's tables"], takeOver: true)
         return events
     }
 
@@ -209,7 +222,7 @@ public actor Reconciler: Service {
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("Docker event stream broke; reconnecting", metadata: [
-                    "error": "\(error)", "retry_in_ms": "\(milliseconds(backoff))",
+                    "error": "\(error)", "retry_in_ms": .milliseconds(backoff),
                 ])
             }
             stream = nil
@@ -236,16 +249,17 @@ public actor Reconciler: Service {
 
     private func reconcileLoop() async throws {
         while let work = await mailbox.take() {
-            await perform(work)
+            try await perform(work)
         }
     }
 
-    private func perform(_ work: Mailbox.Work) async {
+    private func perform(_ work: Mailbox.Work) async throws {
+        if work.compileFinished { try await applyFinishedCompile() }
         let policyChanged = !work.reloadReasons.isEmpty && reloadPolicy(because: work.reloadReasons)
         let dockerChanged = !work.containers.isEmpty || work.networks || work.resync
         guard policyChanged || dockerChanged else { return }
         await refreshAndEnforce(work, reasons: (policyChanged ? work.reloadReasons : []) + work.reasons,
-                                containersOnly: !policyChanged && !work.networks && !work.resync)
+                                policyChanged: policyChanged)
     }
 
     /// Reads the policy again; true when it is new and valid. An invalid one is logged with every
@@ -259,7 +273,7 @@ public actor Reconciler: Service {
                 logger.error("\(diagnostic)", metadata: ["location": "\(diagnostic.location)"])
             }
             logger.error("policy rejected; still enforcing the last good policy", metadata: [
-                "errors": "\(error.diagnostics.count)", "policy": "\(policy?.digest ?? "none")",
+                "errors": .number(error.diagnostics.count), "policy": "\(policy?.digest ?? "none")",
                 "action": "fix the files named above; zonegate reloads when they change",
             ])
             return false
@@ -267,21 +281,22 @@ public actor Reconciler: Service {
             logger.error("cannot read the policy; still enforcing the last good policy", metadata: ["error": "\(error)"])
             return false
         }
-        guard loaded.digest != policy?.digest else {
+        guard loaded.digest != latestPolicy?.digest else {
             logger.info("policy unchanged", metadata: ["policy": "\(loaded.digest)", "reason": "\(reasons.joined(separator: "; "))"])
             return false
         }
         logger.notice("policy loaded", metadata: [
-            "policy": "\(loaded.digest)", "previous": "\(policy?.digest ?? "none")", "reason": "\(reasons.joined(separator: "; "))",
-            "zones": "\(loaded.zones.count)", "rules": "\(loaded.rules.count)",
+            "policy": "\(loaded.digest)", "previous": "\(latestPolicy?.digest ?? "none")", "reason": "\(reasons.joined(separator: "; "))",
+            "zones": .number(loaded.zones.count), "rules": .number(loaded.rules.count),
         ])
-        policy = loaded
+        latestPolicy = loaded
         return true
     }
 
     /// Reads what the work names from Docker, then enforces: the containers it names alone when
-    /// nothing else changed and they can be compiled alone, everything otherwise.
-    private func refreshAndEnforce(_ work: Mailbox.Work, reasons: [String], containersOnly: Bool) async {
+    /// nothing else changed and they can be compiled alone (with the policy in force, also while
+    /// a full compile runs), a full compile otherwise.
+    private func refreshAndEnforce(_ work: Mailbox.Work, reasons: [String], policyChanged: Bool) async {
         var previousNames: [String: String] = [:]
         do {
             if work.resync {
@@ -297,20 +312,156 @@ public actor Reconciler: Service {
             }
         } catch {
             logger.error("cannot read Docker; enforcement stays as it was, retrying", metadata: [
-                "error": "\(error)", "retry_in_ms": "\(milliseconds(timing.maximumBackoff))",
+                "error": "\(error)", "retry_in_ms": .milliseconds(timing.maximumBackoff),
             ])
             retryLater(work)
             return
         }
+        // The compile running now was built before these changes: they are applied again on top of it.
+        compiling?.changedSince.formUnion(work.containers)
+        if policyChanged || work.networks || work.resync {
+            startCompile(reasons: reasons, takeOver: work.resync, supersede: policyChanged)
+            return
+        }
         do {
-            let enforcedAlone = containersOnly ? try enforce(changed: work.containers, previousNames: previousNames, reasons: reasons) : false
-            if !enforcedAlone { try enforce(reasons: reasons, takeOver: work.resync) }
+            if try !enforce(changed: work.containers, previousNames: previousNames, reasons: reasons) {
+                startCompile(reasons: reasons, takeOver: false)
+            }
         } catch {
             logger.error("the kernel refused the change; the previous rules stay in force, retrying", metadata: [
-                "error": "\(error)", "retry_in_ms": "\(milliseconds(timing.maximumBackoff))",
+                "error": "\(error)", "retry_in_ms": .milliseconds(timing.maximumBackoff),
             ])
             retryLater(work)
         }
+    }
+
+    // MARK: - Full compiles, off the reconciler
+
+    /// A full compile running on its own thread, and what to do with its result.
+    private struct PendingCompile {
+        var generation: Int
+        var task: Task<Void, Never>
+        var policy: Policy
+        var reasons: [String]
+        /// Compare with the kernel itself (start, resync), not with what was last written.
+        var takeOver: Bool
+        var started: ContinuousClock.Instant
+        /// Containers whose bridge port was not found when the inventory was built.
+        var portFailures: [String: PortFailure]
+        /// Containers that changed after the inventory was built: applied again once it is.
+        var changedSince: Set<String> = []
+    }
+
+    /// Starts a full compile of the newest policy for the containers as they are now. While one
+    /// runs, a newer policy (`supersede`) cancels it and takes its place, keeping what it was
+    /// asked for; anything else waits for it and follows.
+    private func startCompile(reasons: [String], takeOver: Bool, supersede: Bool = false) {
+        var reasons = reasons, takeOver = takeOver
+        if let running = compiling {
+            guard supersede else {
+                followUp = ((followUp?.reasons ?? []) + reasons, (followUp?.takeOver ?? false) || takeOver)
+                return
+            }
+            // Abandoned, not awaited: a compile that ignores its cancellation ends on its own thread.
+            running.task.cancel()
+            compiling = nil
+            logger.info("compile superseded by a newer policy", metadata: ["policy": "\(running.policy.digest)"])
+            reasons = running.reasons + reasons
+            takeOver = takeOver || running.takeOver
+        }
+        if let waiting = followUp {
+            reasons = waiting.reasons + reasons
+            takeOver = takeOver || waiting.takeOver
+            followUp = nil
+        }
+        guard let policy = latestPolicy else { return }
+        compileGeneration += 1
+        let generation = compileGeneration
+        var portFailures: [String: PortFailure] = [:]
+        let inventory = inventory(of: Array(containers.values), policy) { portFailures[$0.id] = PortFailure(container: $0, error: $1) }
+        let compile = environment.compile
+        let results = finishedCompiles, mailbox = self.mailbox
+        let thread = CompileThread(name: "zonegate-compile-\(generation)")
+        let task = Task.detached(executorPreference: thread, priority: .utility) {
+            defer { thread.finishWhenIdle() }
+            let outcome: Result<CompiledPass, Error>
+            do {
+                let evaluator = PolicyEvaluator(policy: policy, inventory: inventory)
+                // A coarse cancellation point between the two long steps.
+                try Task.checkCancellation()
+                let compiled = try await compile(evaluator)
+                try Task.checkCancellation()
+                outcome = .success(CompiledPass(evaluator: evaluator, compiled: compiled))
+            } catch {
+                outcome = .failure(error)
+            }
+            results.store(generation, outcome)
+            mailbox.post { $0.compileFinished = true }
+        }
+        compiling = PendingCompile(generation: generation, task: task, policy: policy, reasons: reasons, takeOver: takeOver,
+                                   started: .now, portFailures: portFailures)
+    }
+
+    /// Applies the result of the compile in flight, if it has finished: the kernel then holds the
+    /// policy it compiled; containers changed meanwhile are applied on top, and a compile asked
+    /// for meanwhile starts. Before "ready", a kernel refusal ends the run (cli.md: exit 2).
+    private func applyFinishedCompile() async throws {
+        guard let pending = compiling, let outcome = finishedCompiles.take(pending.generation) else { return }
+        compiling = nil
+        let pass: CompiledPass
+        switch outcome {
+        case .success(let compiled):
+            pass = compiled
+        case .failure(let error):
+            if !(error is CancellationError) {
+                logger.error("compile failed; the previous rules stay in force, retrying", metadata: ["error": "\(error)"])
+                retryLater(Mailbox.Work(resync: true))
+            }
+            startFollowUp()
+            return
+        }
+        if pending.takeOver { environment.enforcer.resync() }
+        let report: EnforcementReport
+        do {
+            report = try environment.enforcer.enforce(pass.compiled, under: pass.evaluator)
+        } catch {
+            guard ready else {
+                throw StartupFailure(kind: .environment, description: "cannot program nftables: \(error); run as root or with CAP_NET_ADMIN")
+            }
+            logger.error("the kernel refused the change; the previous rules stay in force, retrying", metadata: [
+                "error": "\(error)", "retry_in_ms": .milliseconds(timing.maximumBackoff),
+            ])
+            retryLater(Mailbox.Work(resync: true))
+            startFollowUp()
+            return
+        }
+        policy = pending.policy
+        evaluator = pass.evaluator
+        var entries: [String: ClassifiedContainer?] = Dictionary(uniqueKeysWithValues: classified.keys.map { ($0, nil) })
+        for (key, entry) in Self.classification(pass.evaluator) { entries[key] = entry }
+        logClassification(entries)
+        await logUnenforced(Set(pass.evaluator.inventory.unenforced), portFailures: pending.portFailures)
+        logApplied(report, reasons: pending.reasons, started: pending.started, drift: ready ? report.drift : nil)
+        if !ready {
+            ready = true
+            logger.info("ready", metadata: [
+                "policy": "\(pending.policy.digest)", "containers": .number(classified.count),
+                "duration_ms": .milliseconds(ContinuousClock.now - pending.started),
+            ])
+        }
+        // Changes that came while it compiled were applied with the policy then in force; the
+        // new one judges them again.
+        let changed = pending.changedSince.filter { containers[$0] != nil || classified[$0] != nil }
+        if !changed.isEmpty {
+            mailbox.post { $0.containers.formUnion(changed); $0.reasons.append("changed while the policy compiled") }
+        }
+        startFollowUp()
+    }
+
+    private func startFollowUp() {
+        guard compiling == nil, let waiting = followUp else { return }
+        followUp = nil
+        startCompile(reasons: waiting.reasons, takeOver: waiting.takeOver)
     }
 
     private func retryLater(_ work: Mailbox.Work) {
@@ -330,30 +481,13 @@ public actor Reconciler: Service {
         bridgePortCache = [:]
     }
 
-    /// Compiles the policy for the containers as they are now and brings the kernel in line.
-    /// `takeOver` compares with the kernel itself rather than with what was last written: what
-    /// differs there was changed behind zonegate's back and is repaired (and logged as drift).
-    private func enforce(reasons: [String], takeOver: Bool) throws {
-        guard let policy else { return }
-        let started = ContinuousClock.now
-        let evaluator = PolicyEvaluator(policy: policy, inventory: inventory(of: Array(containers.values), policy))
-        if takeOver { environment.enforcer.resync() }
-        let report = try environment.enforcer.enforce(evaluator)
-        self.evaluator = evaluator
-        var entries: [String: ClassifiedContainer?] = Dictionary(uniqueKeysWithValues: classified.keys.map { ($0, nil) })
-        for (key, entry) in Self.classification(evaluator) { entries[key] = entry }
-        logClassification(entries)
-        logUnenforced(Set(evaluator.inventory.unenforced))
-        logApplied(report, reasons: reasons, started: started, drift: ready ? report.drift : nil)
-    }
-
     /// Containers that started, stopped or changed, compiled alone, when nothing else changed;
     /// false when they need the full compile: one shares another's network namespace, or has an
     /// attachment zonegate cannot enforce, or `Enforcer` says so (a new zone combination,
     /// published ports, a new bridge). Nothing else is built: the cost follows the containers
     /// named, not the number on the host.
     private func enforce(changed ids: Set<String>, previousNames: [String: String], reasons: [String]) throws -> Bool {
-        guard let policy else { return false }
+        guard let policy, ready else { return false }
         let started = ContinuousClock.now
         let names = Set(previousNames.values).union(ids.compactMap { containers[$0]?.name })
         guard !reportedUnenforced.contains(where: { names.contains($0.container) }) else { return false }
@@ -383,10 +517,20 @@ public actor Reconciler: Service {
         }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// The inventory of these containers under the policy's managed networks.
-    private func inventory(of containers: [DockerContainer], _ policy: Policy) -> Inventory {
-        DockerInventory.build(containers: containers, networks: networks, managedNetworks: policy.defaults.networks,
-                              bridgePort: cachedBridgePorts())
+    /// The inventory of these containers under the policy's managed networks; `failed` hears of
+    /// each container whose bridge port was not found.
+    private func inventory(of containers: [DockerContainer], _ policy: Policy,
+                           failed: (DockerContainer, Error) -> Void = { _, _ in }) -> Inventory {
+        let resolve = cachedBridgePorts()
+        return DockerInventory.build(containers: containers, networks: networks, managedNetworks: policy.defaults.networks,
+                                     bridgePort: { container, endpoint, bridge in
+                                         do {
+                                             return try resolve(container, endpoint, bridge)
+                                         } catch {
+                                             failed(container, error)
+                                             throw error
+                                         }
+                                     })
     }
 
     /// The policy applied to the containers as they are now: built again only after a change.
@@ -401,9 +545,9 @@ public actor Reconciler: Service {
         guard !report.transaction.isEmpty, let policy else { return }
         var metadata: Logger.Metadata = [
             "reason": "\(reasons.joined(separator: "; "))", "change": "\(summary(of: report.transaction))",
-            "duration_ms": "\(milliseconds(ContinuousClock.now - started))", "policy": "\(policy.digest)",
+            "duration_ms": .milliseconds(ContinuousClock.now - started), "policy": "\(policy.digest)",
         ]
-        if !report.endedConnections.isEmpty { metadata["ended_connections"] = "\(report.endedConnections.count)" }
+        if !report.endedConnections.isEmpty { metadata["ended_connections"] = .number(report.endedConnections.count) }
         if let drift {
             metadata["operations_nft"] = "\(drift.description)"
             logger.warning("drift repaired: zonegate's tables differed from the policy and containers", metadata: metadata)
@@ -439,7 +583,7 @@ public actor Reconciler: Service {
                     guard isFirstReport(of: flow, at: .now) else { continue }
                     let admission = deniedFlowLimiter.admit(at: .now)
                     if let suppressed = admission.suppressedSummary {
-                        logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": "\(suppressed)"])
+                        logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": .number(suppressed)])
                     }
                     guard admission.log, let evaluator = currentEvaluator() else { continue }
                     let event = DeniedFlowEvent.make(flow, evaluator: evaluator, hostAddresses: environment.hostAddresses())
@@ -461,7 +605,7 @@ public actor Reconciler: Service {
     /// The end of a flood is reported without waiting for the next event.
     private func reportSuppressedFlows() {
         if let suppressed = deniedFlowLimiter.summary(at: .now) {
-            logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": "\(suppressed)"])
+            logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": .number(suppressed)])
         }
     }
 
@@ -485,9 +629,36 @@ public actor Reconciler: Service {
         }
     }
 
-    /// Logs each attachment zonegate cannot enforce on, once.
-    private func logUnenforced(_ unenforced: Set<UnenforcedAttachment>) {
-        for attachment in unenforced.subtracting(reportedUnenforced).sorted(by: { $0.description < $1.description }) {
+    /// Logs each attachment zonegate cannot enforce on, once. A container whose bridge port was
+    /// not found because it was already gone (a `docker run --rm ... true` that ended between its
+    /// event and the look into it) is not "not enforced": Docker is asked again, and one that no
+    /// longer runs, or runs another process, is noted at debug level; its die event follows.
+    private func logUnenforced(_ unenforced: Set<UnenforcedAttachment>, portFailures: [String: PortFailure]) async {
+        let fresh = unenforced.subtracting(reportedUnenforced)
+        var gone: [String: String] = [:]  // name -> why
+        for (id, failure) in portFailures where fresh.contains(where: { $0.container == failure.container.name }) {
+            let why = "\(failure.error)"
+            // Its die event came meanwhile, or the resolver saw its process end.
+            if containers[id]?.pid != failure.container.pid || (failure.error as? VethResolver.Failure)?.containerGone == true {
+                gone[failure.container.name] = why
+                continue
+            }
+            // Another failure may still be a race with the container's end: Docker says.
+            let now: DockerContainer?
+            do {
+                now = try await environment.engine.inspectContainer(id: id)
+            } catch {
+                continue  // Docker cannot say: the warning stands
+            }
+            if now.map({ !$0.running || $0.pid != failure.container.pid }) ?? true { gone[failure.container.name] = why }
+        }
+        for attachment in fresh.sorted(by: { $0.description < $1.description }) {
+            if let why = gone[attachment.container] {
+                logger.debug("container gone before it could be enforced", metadata: [
+                    "container": "\(attachment.container)", "network": "\(attachment.network)", "detail": "\(why)",
+                ])
+                continue
+            }
             logger.warning("container not enforced", metadata: [
                 "container": "\(attachment.container)", "network": "\(attachment.network)", "reason": "\(attachment.reason)",
             ])
@@ -516,7 +687,31 @@ func summary(of transaction: Transaction) -> String {
     return parts.joined(separator: ", ")
 }
 
-func milliseconds(_ duration: Duration) -> String {
-    let (seconds, attoseconds) = duration.components
-    return String(format: "%.2f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
+/// A container whose bridge port was not found, as it was then, and why.
+struct PortFailure {
+    var container: DockerContainer
+    var error: Error
+}
+
+/// A compile's result: the evaluator it was built from and the compiled ruleset.
+struct CompiledPass: Sendable {
+    var evaluator: PolicyEvaluator
+    var compiled: CompiledRuleset
+}
+
+/// Results of compiles, by generation, handed from their threads to the reconciler.
+final class FinishedCompiles: Sendable {
+    private let results = Mutex<[Int: Result<CompiledPass, Error>]>([:])
+
+    func store(_ generation: Int, _ outcome: Result<CompiledPass, Error>) {
+        results.withLock { $0[generation] = outcome }
+    }
+
+    /// The result of `generation`, if it finished; the results of older generations are dropped.
+    func take(_ generation: Int) -> Result<CompiledPass, Error>? {
+        results.withLock { results in
+            defer { results = results.filter { $0.key > generation } }
+            return results[generation]
+        }
+    }
 }

@@ -100,12 +100,27 @@ public final class DockerAPIClient: DockerEngine {
                 group.addTask { try await self.inspectContainer(id: id) }
             }
             var containers: [DockerContainer] = []
-            while let inspected = try await group.next() {
+            while let inspected = try await group.nextResult().map({ try self.skippingMalformed($0) }) {
                 // A container that stopped or vanished since the listing is not running.
                 if let inspected, inspected.running { containers.append(inspected) }
                 if let id = pending.next() { group.addTask { try await self.inspectContainer(id: id) } }
             }
             return containers.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// One container's answer that cannot be read is left out of a listing (with an error in the
+    /// log) rather than failing it: each of its addresses on a managed bridge is then held by no
+    /// container, so sends and receives nothing (fail closed), and the other containers are still
+    /// enforced. A transport failure still fails the listing.
+    private func skippingMalformed(_ result: Result<DockerContainer?, Error>) throws -> DockerContainer? {
+        switch result {
+        case .success(let container): return container
+        case .failure(let error as DockerError) where error.code == .malformedResponse:
+            logger.error("a container's inspect answer cannot be read; it is left out (its addresses send and receive nothing)",
+                         metadata: ["error": "\(error)"])
+            return nil
+        case .failure(let error): throw error
         }
     }
 
@@ -129,7 +144,7 @@ public final class DockerAPIClient: DockerEngine {
         let now = Date().timeIntervalSince1970
         let since = String(format: "%.9f", now)
         let filters = Self.queryValue(#"{"type":["container","network"]}"#)
-        let request = makeRequest(prefix + "/events?since=\(since)&filters=\(filters)")
+        let request = try makeRequest(prefix + "/events?since=\(since)&filters=\(filters)")
         let (stream, continuation) = AsyncThrowingStream<DockerEvent, Error>.makeStream()
         let task = Task { [http, host] in
             do {
@@ -161,11 +176,17 @@ public final class DockerAPIClient: DockerEngine {
 
     /// Asks the engine its version and settles which API version to speak (see `negotiate`).
     public func version() async throws -> DockerServerVersion {
+        try await negotiateVersion().server
+    }
+
+    /// The server's version and the API version chosen. Returned rather than read back from
+    /// `negotiated`, which a concurrent failed request may have cleared meanwhile.
+    private func negotiateVersion() async throws -> (server: DockerServerVersion, chosen: DockerAPIVersion) {
         // `/version` is the one path without a version prefix: it says which prefix to use.
         let server = try DockerJSON.version(from: try Self.checked(try await send("/version"), path: "/version"))
         let chosen = try Self.negotiate(server)
         negotiated.withLock { $0 = chosen }
-        return server
+        return (server, chosen)
     }
 
     /// The version the Docker CLI would pick: the engine's own, capped at the newest this client
@@ -185,8 +206,7 @@ public final class DockerAPIClient: DockerEngine {
 
     private func versionPrefix() async throws -> String {
         if let known = negotiated.withLock({ $0 }) { return "/v\(known)" }
-        _ = try await version()
-        return "/v\(negotiated.withLock { $0 }!)"
+        return "/v\(try await negotiateVersion().chosen)"
     }
 
     // MARK: HTTP
@@ -198,7 +218,7 @@ public final class DockerAPIClient: DockerEngine {
     /// One request with a deadline, and its whole body.
     private func send(_ path: String) async throws -> (status: UInt, body: Data) {
         do {
-            let response = try await http.execute(makeRequest(path), deadline: .now() + Self.requestTimeout, logger: logger)
+            let response = try await http.execute(try makeRequest(path), deadline: .now() + Self.requestTimeout, logger: logger)
             return (response.status.code, Data(buffer: try await response.body.collect(upTo: Self.maximumBodySize)))
         } catch {
             throw described(error, streaming: false)
@@ -210,8 +230,11 @@ public final class DockerAPIClient: DockerEngine {
         return response.body
     }
 
-    private func makeRequest(_ pathAndQuery: String) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: URL(httpURLWithSocketPath: socketPath, uri: pathAndQuery)!.absoluteString)
+    private func makeRequest(_ pathAndQuery: String) throws -> HTTPClientRequest {
+        guard let url = URL(httpURLWithSocketPath: socketPath, uri: pathAndQuery) else {
+            throw DockerError(.unsupportedHost, "docker host '\(host)': no request URL can be made for the socket path \(socketPath)")
+        }
+        var request = HTTPClientRequest(url: url.absoluteString)
         // dockerd answers 400 to a request without Host, and async-http-client sets none for a socket.
         request.headers.add(name: "Host", value: "docker")
         request.headers.add(name: "Accept", value: "application/json")

@@ -28,9 +28,13 @@ public struct VethResolver: Sendable {
     /// Why a bridge port was not found.
     public struct Failure: Error, Hashable, Sendable, CustomStringConvertible {
         public var description: String
+        /// The container's process or network namespace was gone: it ended between Docker's
+        /// report and the look into it (a short-lived container), which is no enforcement failure.
+        public var containerGone: Bool
 
-        public init(description: String) {
+        public init(description: String, containerGone: Bool = false) {
             self.description = description
+            self.containerGone = containerGone
         }
     }
 
@@ -56,11 +60,17 @@ public struct VethResolver: Sendable {
         let names: [String]
         do {
             names = try SysFS.list(inside)
-        } catch {
-            throw Failure(description: "\(error) (zonegate needs root to look into containers)")
+        } catch let failure as SysFS.Failure {
+            if !processRuns(container.pid) {
+                throw Failure(description: "the process \(container.pid) of \(container.name) is gone (the container ended)", containerGone: true)
+            }
+            // Only a refusal is about privileges; anything else says what it is.
+            let hint = failure.code == EACCES || failure.code == EPERM ? " (zonegate needs root to look into containers)" : ""
+            throw Failure(description: "\(failure)\(hint)")
         }
         guard let interface = names.sorted().first(where: { (try? SysFS.read("\(inside)/\($0)/address"))?.lowercased() == mac }) else {
-            throw Failure(description: "no interface with MAC \(mac) in \(inside)")
+            // A container whose namespace is being torn down loses its interfaces first.
+            throw Failure(description: "no interface with MAC \(mac) in \(inside)", containerGone: !processRuns(container.pid))
         }
         let innerIndex = try SysFS.readInt("\(inside)/\(interface)/ifindex")
         let peerIndex = try SysFS.readInt("\(inside)/\(interface)/iflink")
@@ -83,6 +93,16 @@ public struct VethResolver: Sendable {
             throw Failure(description: "\(port), the peer of \(interface) of \(container.name), is a port of \(masterName), not of \(bridge)")
         }
         return port
+    }
+
+    /// Whether `pid` is a live process: not absent from `procRoot` and not a zombie (a container
+    /// whose init exited is a zombie until dockerd reaps it, with its namespaces already gone).
+    func processRuns(_ pid: Int32) -> Bool {
+        guard let stat = try? SysFS.read("\(procRoot)/\(pid)/stat") else { return false }
+        // `pid (comm) S ...`: the state follows the last ')' (comm may hold parentheses).
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].drop(while: { $0 == " " }).first
+        return state != "Z" && state != "X"
     }
 
     /// The host's interfaces by ifindex, read when first needed and re-read once on a miss.
@@ -117,6 +137,8 @@ public struct VethResolver: Sendable {
 enum SysFS {
     struct Failure: Error, CustomStringConvertible {
         var description: String
+        /// The errno, when a system call failed.
+        var code: Int32 = 0
     }
 
     static func list(_ path: String) throws -> [String] {
@@ -160,6 +182,7 @@ enum SysFS {
     }
 
     private static func failure(_ what: String, _ path: String) -> Failure {
-        Failure(description: "\(what) \(path): \(String(cString: strerror(errno)).lowercased())")
+        let code = errno
+        return Failure(description: "\(what) \(path): \(String(cString: strerror(code)).lowercased())", code: code)
     }
 }

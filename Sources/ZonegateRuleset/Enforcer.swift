@@ -46,7 +46,13 @@ public final class Enforcer: @unchecked Sendable {
 
     @discardableResult
     public func enforce(_ evaluator: PolicyEvaluator) throws -> EnforcementReport {
-        let compiled = CompiledRuleset(evaluator)
+        try enforce(CompiledRuleset(evaluator), under: evaluator)
+    }
+
+    /// `enforce(_:)` with the compile done beforehand: the daemon compiles off its reconciler, so
+    /// that a long compile blocks neither events nor shutdown. `compiled` must come from `evaluator`.
+    @discardableResult
+    public func enforce(_ compiled: CompiledRuleset, under evaluator: PolicyEvaluator) throws -> EnforcementReport {
         let desired = compiled.ruleset
         var actual = written?.ruleset
         var drift: Transaction?

@@ -50,7 +50,9 @@ final class Locked<Value: Sendable>: Sendable {
         let flowLog: AsyncThrowingStream<FlowLogRecord, Error>.Continuation
 
         init(containers: [DockerContainer], initial: Ruleset = Ruleset(), policy: String = ReconcilerTests.policyText,
-             resyncInterval: Duration = .seconds(3600)) {
+             resyncInterval: Duration = .seconds(3600),
+             bridgePorts: @escaping @Sendable (DockerContainer) throws -> String = { "veth" + $0.name },
+             compile: @escaping @Sendable (PolicyEvaluator) async throws -> CompiledRuleset = { CompiledRuleset($0) }) {
             let (flowRecords, flowLog) = AsyncThrowingStream.makeStream(of: FlowLogRecord.self, throwing: Error.self)
             self.flowLog = flowLog
             engine = FakeDockerEngine(containers: containers, networks: [ReconcilerTests.bridge])
@@ -65,8 +67,8 @@ final class Locked<Value: Sendable>: Sendable {
                 engine: engine, enforcer: Enforcer(dataplane: dataplane, tracker: nil, hostAddresses: { [] }),
                 loadPolicy: { [policyText] in try PolicyParser.parse([PolicyFile(name: "p.yaml", text: policyText.withLock { $0 })]) },
                 policyFingerprint: { [policyText] in policyText.withLock { $0 } },
-                bridgePorts: { { container, _, _ in "veth" + container.name } },
-                flowLog: flowRecords)
+                bridgePorts: { { container, _, _ in try bridgePorts(container) } },
+                flowLog: flowRecords, compile: compile)
             reconciler = Reconciler(environment: environment,
                                     timing: ReconcilerTiming(resyncInterval: resyncInterval, policyPollInterval: .milliseconds(20),
                                                              initialBackoff: .milliseconds(10), maximumBackoff: .milliseconds(50)),
@@ -130,7 +132,7 @@ final class Locked<Value: Sendable>: Sendable {
         #expect(harness.dataplane.ruleset == (try harness.expected([web, api])))
         #expect(harness.dataplane.transactions.count == 1)
         let ready = harness.messages("ready").first
-        #expect(ready?["containers"] as? String == "2")
+        #expect(ready?["containers"] as? Int == 2)
         let classified = harness.messages("container classified").compactMap { $0["container"] as? String }
         #expect(classified.sorted() == ["api1", "web1"])
         _ = await harness.stop()
@@ -253,7 +255,7 @@ final class Locked<Value: Sendable>: Sendable {
         let events = harness.messages("flow denied")
         #expect(events.count == 2)
         #expect(events.first?["from"] as? String == "web1" && events.first?["to"] as? String == "api1")
-        #expect(events.first?["to_zones"] as? String == "api" && events.first?["port"] as? String == "9090")
+        #expect(events.first?["to_zones"] as? [String] == ["api"] && events.first?["port"] as? Int == 9090)
         #expect((events.first?["reason"] as? String)?.contains("no rule allows web1 -> api1 on 9090/tcp") == true, "\(events)")
         harness.flowLog.yield(.lost(3))
         #expect(await Self.eventually { !harness.messages("3 denied-flow events lost").isEmpty })

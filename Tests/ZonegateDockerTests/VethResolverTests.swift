@@ -31,6 +31,11 @@ struct VethResolverTests {
             }
         }
 
+        /// `proc/<pid>/stat` with the process in `state` (S sleeping, Z zombie).
+        func process(pid: Int32, state: String) throws {
+            try write(root.appendingPathComponent("proc/\(pid)"), ["stat": "\(pid) (sh (x)) \(state) 1 \(pid) \(pid) 0 -1"])
+        }
+
         private func write(_ directory: URL, _ files: [String: String]) throws {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             for (name, value) in files { try Data((value + "\n").utf8).write(to: directory.appendingPathComponent(name)) }
@@ -43,6 +48,7 @@ struct VethResolverTests {
     /// web-1 with eth0 (index 7, peer 8) on br-web and eth1 (index 9, peer 10) on br-pay.
     static func standardTree() throws -> Tree {
         let tree = try Tree()
+        try tree.process(pid: 4242, state: "S")
         try tree.containerInterface(pid: 4242, "lo", mac: "00:00:00:00:00:00", ifindex: 1, iflink: 1)
         try tree.containerInterface(pid: 4242, "eth0", mac: "02:42:ac:1f:00:02", ifindex: 7, iflink: 8)
         try tree.containerInterface(pid: 4242, "eth1", mac: "02:42:ac:1e:00:03", ifindex: 9, iflink: 10)
@@ -76,7 +82,7 @@ struct VethResolverTests {
         FailureCase(name: "peer elsewhere", fragment: "no interface with ifindex 40, the peer of eth3 of web-1"),
         FailureCase(name: "not the peer", fragment: "vethaaaa (ifindex 8) is not the peer of eth4 of web-1"),
         FailureCase(name: "not a veth", fragment: "eth5 of web-1 is not one end of a veth pair"),
-        FailureCase(name: "no container root", fragment: "cannot list"),
+        FailureCase(name: "no container root", fragment: "the process 777 of web-1 is gone (the container ended)"),
     ])
     func saysWhyNot(_ testCase: FailureCase) throws {
         let tree = try Self.standardTree()
@@ -115,5 +121,30 @@ struct VethResolverTests {
         var endpoint = Self.endpoint
         endpoint.macAddress = "02:42:ac:1f:00:09"
         #expect(try resolve(late, endpoint, "br-web") == "vethdddd")
+    }
+
+    /// A short-lived container ends between Docker's event and the look into it: the failure
+    /// says it is gone (no warning), not that zonegate needs root; a live one's failure does not.
+    @Test func aContainerThatEndedIsGoneNotAFailureOfPrivileges() throws {
+        let tree = try Self.standardTree()
+        var exited = Self.container
+        exited.pid = 5555  // no /proc/5555: the process is gone
+        var failure = #expect(throws: VethResolver.Failure.self) { try tree.resolver.bridgePort(of: exited, on: Self.endpoint, bridge: "br-web") }
+        #expect(failure?.containerGone == true)
+        #expect(failure?.description.contains("needs root") == false)
+        // A zombie: its init exited and its namespace went, dockerd has not reaped it yet.
+        try tree.process(pid: 6666, state: "Z")
+        exited.pid = 6666
+        failure = #expect(throws: VethResolver.Failure.self) { try tree.resolver.bridgePort(of: exited, on: Self.endpoint, bridge: "br-web") }
+        #expect(failure?.containerGone == true)
+        // Its namespace torn down first: the interface is gone while the process exits.
+        try tree.containerInterface(pid: 6666, "lo", mac: "00:00:00:00:00:00", ifindex: 1, iflink: 1)
+        failure = #expect(throws: VethResolver.Failure.self) { try tree.resolver.bridgePort(of: exited, on: Self.endpoint, bridge: "br-web") }
+        #expect(failure?.containerGone == true)
+        // A live container whose interface is missing is a real failure.
+        var endpoint = Self.endpoint
+        endpoint.macAddress = "02:42:00:00:00:99"
+        failure = #expect(throws: VethResolver.Failure.self) { try tree.resolver.bridgePort(of: Self.container, on: endpoint, bridge: "br-web") }
+        #expect(failure?.containerGone == false)
     }
 }
