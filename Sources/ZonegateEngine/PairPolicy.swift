@@ -22,12 +22,7 @@ public struct RuleCoverage: Hashable, Sendable {
 extension PolicyEvaluator {
     /// The pair's policy; `decide` for any port agrees with it.
     public func pairPolicy(from source: PeerClass, to destination: PeerClass) -> PairPolicy {
-        let probe = decide(from: source, to: destination, port: ServicePort(0, .icmp))
-        let restrictions = (probe.ingressRestrictions ?? []) + (probe.egressRestrictions ?? [])
-        let candidates = ruleSetIndices(from: source, to: destination).map { policy.rules[$0] }
-        return PairPolicy(untouched: probe.untouched, unrestricted: !probe.untouched && restrictions.isEmpty,
-                          rules: candidates.map { RuleCoverage(name: $0.name, ports: $0.portRanges) },
-                          auditsTheRest: !restrictions.isEmpty && restrictions.allSatisfy { $0.mode == .audit })
+        PairPolicies(self, [source, destination]).policy(from: 0, to: 1)
     }
 
     /// The classes of outside addresses: the address space cut at every boundary of the policy's
@@ -56,6 +51,55 @@ extension PolicyEvaluator {
             }
             return ranges
         }
+    }
+}
+
+/// The policies of every pair of a list of peer classes (the compiler's identities), each class's
+/// rule sets and restrictions worked out once: a pair then costs one AND of two rule bitsets, so
+/// all pairs cost classes × rules plus classes² × rules / 64, not classes² × rules (the rule sets
+/// of outside classes are not cached by the evaluator, and `decide` alone recomputes them).
+struct PairPolicies {
+    let classes: [PeerClass]
+    private let rules: [Rule]
+    private let fromRules: [RuleSet]
+    private let toRules: [RuleSet]
+    /// nil for a class that is not a managed container, as in `Decision`.
+    private let ingress: [[Restriction]?]
+    private let egress: [[Restriction]?]
+
+    init(_ evaluator: PolicyEvaluator, _ classes: [PeerClass]) {
+        self.classes = classes
+        rules = evaluator.policy.rules
+        fromRules = classes.map { evaluator.ruleSet(matching: $0, \.from) }
+        toRules = classes.map { evaluator.ruleSet(matching: $0, \.to) }
+        ingress = classes.map { peer in peer.identity.map { evaluator.ingressRestrictions(of: evaluator.identities[$0]) } }
+        egress = classes.map { peer in peer.identity.map { evaluator.egressRestrictions(of: evaluator.identities[$0]) } }
+    }
+
+    /// Neither end is a managed container: the pair's policy says `untouched`, whatever its rules.
+    func untouched(from source: Int, to destination: Int) -> Bool {
+        ingress[destination] == nil && egress[source] == nil
+    }
+
+    /// Nothing passes between them: some side is restricted, not in audit mode alone, and no rule
+    /// has the source in `from` and the destination in `to` (most pairs of a large policy).
+    func deniesEverything(from source: Int, to destination: Int) -> Bool {
+        let restrictions = restrictions(from: source, to: destination)
+        return !restrictions.isEmpty && !restrictions.allSatisfy { $0.mode == .audit }
+            && fromRules[source].isDisjoint(with: toRules[destination])
+    }
+
+    func policy(from source: Int, to destination: Int) -> PairPolicy {
+        let restrictions = restrictions(from: source, to: destination)
+        let untouched = untouched(from: source, to: destination)
+        let candidates = fromRules[source].intersection(toRules[destination]).indices.map { rules[$0] }
+        return PairPolicy(untouched: untouched, unrestricted: !untouched && restrictions.isEmpty,
+                          rules: candidates.map { RuleCoverage(name: $0.name, ports: $0.portRanges) },
+                          auditsTheRest: !restrictions.isEmpty && restrictions.allSatisfy { $0.mode == .audit })
+    }
+
+    private func restrictions(from source: Int, to destination: Int) -> [Restriction] {
+        (ingress[destination] ?? []) + (egress[source] ?? [])
     }
 }
 

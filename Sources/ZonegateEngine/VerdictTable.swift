@@ -42,6 +42,12 @@ public struct VerdictTable: Sendable {
     public var entries: [VerdictEntry]
 
     public init(_ evaluator: PolicyEvaluator) {
+        self.init(evaluator, checkpoint: {})
+    }
+
+    /// `checkpoint` is called now and then (after each source identity's verdicts): throwing from
+    /// it abandons the table, so a long compile can stop when its task is cancelled.
+    public init<Failure: Error>(_ evaluator: PolicyEvaluator, checkpoint: () throws(Failure) -> Void) throws(Failure) {
         let policy = evaluator.policy
         var classes: [(PeerClass, String)] = evaluator.identities.indices.map { index in
             let identity = evaluator.identities[index]
@@ -64,11 +70,18 @@ public struct VerdictTable: Sendable {
             container.addresses.map { ($0, idOfClass[PeerClass(.container(identity: evaluator.identityOfContainer[index]))]!, container.name) }
         }
         outsideRanges = outside.map { ($0.low, $0.high, idOfClass[$0.peerClass]!) }
-        entries = numbered.flatMap { source in
-            numbered.flatMap { destination in
-                VerdictTable.pairEntries(evaluator.pairPolicy(from: source.peer, to: destination.peer), source.id, destination.id)
+        // Most pairs of a large policy pass nothing (a restricted side, no rule between them): they
+        // cost one bitset test. The others' entries are what the table holds.
+        let policies = PairPolicies(evaluator, numbered.map(\.peer))
+        var entries: [VerdictEntry] = []
+        for source in numbered.indices {
+            try checkpoint()
+            for destination in numbered.indices
+            where !policies.untouched(from: source, to: destination) && !policies.deniesEverything(from: source, to: destination) {
+                entries += VerdictTable.pairEntries(policies.policy(from: source, to: destination), numbered[source].id, numbered[destination].id)
             }
         }
+        self.entries = entries
     }
 
     /// Stable numbers: each identity's number comes from a hash of what it stands for, so a new
