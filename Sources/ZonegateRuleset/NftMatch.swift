@@ -55,11 +55,16 @@ enum NftMatch {
     ]
 
     /// `icmpv6 type nd-neighbor-advert`.
-    static let neighbourAdvertisement: [Expression] = [
-        .meta(key: .l4proto, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [58]),
-        .payload(base: .transport, offset: 0, length: 1, dreg: .reg1),
-        .cmp(op: .eq, sreg: .reg1, data: [136]),
-    ]
+    static let neighbourAdvertisement = icmpv6Types(136...136)
+
+    /// `icmpv6 type N` (or `N-M`), after the `meta l4proto ipv6-icmp` nft adds: a single type
+    /// compares, a range is one `range` expression.
+    static func icmpv6Types(_ types: ClosedRange<UInt8>) -> [Expression] {
+        [.meta(key: .l4proto, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [58]),
+         .payload(base: .transport, offset: 0, length: 1, dreg: .reg1),
+         types.count == 1 ? .cmp(op: .eq, sreg: .reg1, data: [types.lowerBound])
+                          : .range(op: .eq, sreg: .reg1, from: [types.lowerBound], to: [types.upperBound])]
+    }
 
     /// `icmpv6 target @set` (the address a neighbour advertisement claims).
     static func advertisedTarget(in set: String) -> [Expression] {
@@ -72,13 +77,6 @@ enum NftMatch {
          .payload(base: .transport, offset: 8, length: 16, dreg: .reg32(4)),
          .lookup(set: set, sreg: .reg32(0), dreg: nil, invert: true)]
     }
-
-    /// `icmpv6 type 133-137` (router and neighbour solicitation and advertisement, redirect).
-    static let neighbourDiscovery: [Expression] = [
-        .meta(key: .l4proto, dreg: .reg1), .cmp(op: .eq, sreg: .reg1, data: [58]),
-        .payload(base: .transport, offset: 0, length: 1, dreg: .reg1),
-        .range(op: .eq, sreg: .reg1, from: [133], to: [137]),
-    ]
 
     /// `iifname @set` / `oifname @set`.
     static func interfaceInSet(_ key: MetaKey, _ set: String) -> [Expression] {
@@ -129,6 +127,13 @@ enum NftMatch {
         [.meta(key: side == .source ? .iifname : .oifname, dreg: .reg32(0)),
          loadAddress(family, side, into: .reg32(4)),
          .lookup(set: set, sreg: .reg32(0), dreg: nil, invert: false)]
+    }
+
+    /// `iifname . ip saddr != @set`.
+    static func portBinding(_ family: IPFamily, _ side: Side, notIn set: String) -> [Expression] {
+        [.meta(key: side == .source ? .iifname : .oifname, dreg: .reg32(0)),
+         loadAddress(family, side, into: .reg32(4)),
+         .lookup(set: set, sreg: .reg32(0), dreg: nil, invert: true)]
     }
 
     /// `arp saddr ip @set`.

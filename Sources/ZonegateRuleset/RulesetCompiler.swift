@@ -23,6 +23,7 @@ import ZonegatePolicy
 ///   map ctr_out4  { type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict; flags interval }
 ///   chain forward { type filter hook forward priority -10; policy accept;
 ///     ct state established,related accept                                    # step 1
+///     ip6 hoplimit 255 icmpv6 type 135-136 ip6 saddr @ctr6 accept             # neighbour discovery
 ///     iifname @bridges ip saddr != @ctr4 drop                                 # step 2
 ///     oifname @bridges ip daddr != @ctr4 drop
 ///     ip saddr @ctr4 ip daddr @ctr4 ip saddr vmap @dispatch4                  # step 4
@@ -39,7 +40,11 @@ import ZonegatePolicy
 /// }
 /// table bridge zonegate {                                                   # step 3
 ///   set bound4 { type ifname . ipv4_addr }
+///   set ctr_ports { type ifname }
 ///   chain prerouting { type filter hook prerouting priority -300;
+///     iifname @ctr_ports icmpv6 type { nd-router-advert, nd-redirect } drop   # containers are not routers
+///     iifname @ctr_ports icmpv6 type nd-neighbor-advert iifname . icmpv6 target != @bound6 drop
+///     iifname @ctr_ports iifname . arp saddr ip != @bound4 drop              # and ND's source, likewise
 ///     iifname . ip saddr @bound4 accept; ip saddr @addrs4 drop }
 /// }
 /// ```
@@ -135,7 +140,7 @@ public enum RulesetCompiler {
     }
 
     static func forwardRules() -> [Rule] {
-        var rules = established
+        var rules = established + neighbourDiscovery(fromContainers: true)
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: true) + failClosed(family, inbound: false)
             let isContainer = { (side: NftMatch.Side) in NftMatch.address(family, side, in: family.containerSet) }
@@ -160,7 +165,7 @@ public enum RulesetCompiler {
     }
 
     static func inputRules() -> [Rule] {
-        var rules = established
+        var rules = established + neighbourDiscovery(fromContainers: true)
         // Connections that reach Docker's userland proxy are judged as the flow to the container
         // behind the port, so that only judged flows leave the proxy a grant.
         // iifname "lo" meta l4proto . th dport @published meta l4proto . th dport vmap @host_proxy
@@ -192,7 +197,7 @@ public enum RulesetCompiler {
     }
 
     static func outputRules() -> [Rule] {
-        var rules = established
+        var rules = established + neighbourDiscovery(fromContainers: false)
         for family in IPFamily.allCases {
             rules += failClosed(family, inbound: false)
             // meta mark 0x0 meta mark set ip daddr . meta l4proto . th dport map @proxy_backends4 jump proxy_onward
@@ -258,14 +263,36 @@ public enum RulesetCompiler {
         ]
     }
 
-    /// `ct state established,related accept`, then IPv6 neighbour discovery, which never leaves
-    /// the link (hop limit 255) and goes to multicast addresses no container holds.
+    /// `ct state established,related accept`.
     static let established = [
         Rule(NftMatch.ctStateEstablishedOrRelated + [.verdict(.accept)], comment: "step 1: replies within allowed connections pass"),
-        // meta nfproto ipv6 ip6 hoplimit 255 icmpv6 type 133-137 accept
-        Rule(NftMatch.nfproto(.v6) + NftMatch.onLinkOnly + NftMatch.neighbourDiscovery + [.verdict(.accept)],
-             comment: "IPv6 neighbour discovery stays on the link (its spoofing is stopped in the bridge table)"),
     ]
+
+    /// IPv6 neighbour discovery, let through ahead of step 2 (it goes to multicast addresses no
+    /// container holds), never leaving the link (hop limit 255). Only types that cannot move
+    /// traffic to another identity pass early:
+    /// - neighbour solicitation (135) and advertisement (136), from a classified container's
+    ///   address (`ip6 saddr @ctr6`), which the bridge table binds to its port, and whose
+    ///   advertised target the bridge table binds too: a container resolves and announces only
+    ///   itself. DAD (from ::) and link-local senders do not pass: containers' link-local traffic
+    ///   is dropped anyway, and Docker, not DAD, keeps addresses unique.
+    /// - not router solicitation (133): asks a router for an advertisement, and containers are
+    ///   not routers; judged (and so dropped) as any other packet.
+    /// - not router advertisement (134) nor redirect (137): they install routes and redirect
+    ///   traffic through their sender. Containers are not routers: dropped per frame in the
+    ///   bridge table, and here they fall to step 2 (a link-local source no container holds).
+    /// The host's own (output) may send all five: it is the link's router.
+    static func neighbourDiscovery(fromContainers: Bool) -> [Rule] {
+        if fromContainers {
+            // meta nfproto ipv6 ip6 hoplimit 255 icmpv6 type 135-136 ip6 saddr @ctr6 accept
+            return [Rule(NftMatch.nfproto(.v6) + NftMatch.onLinkOnly + NftMatch.icmpv6Types(135...136)
+                            + NftMatch.address(.v6, .source, in: IPFamily.v6.containerSet) + [.verdict(.accept)],
+                         comment: "IPv6 neighbour solicitation and advertisement from a classified container stay on the link")]
+        }
+        // meta nfproto ipv6 ip6 hoplimit 255 icmpv6 type 133-137 accept
+        return [Rule(NftMatch.nfproto(.v6) + NftMatch.onLinkOnly + NftMatch.icmpv6Types(133...137) + [.verdict(.accept)],
+                     comment: "the host's IPv6 neighbour and router discovery: the host is the link's router")]
+    }
 
     /// Step 2: on a managed bridge, an address that no classified container holds sends nothing
     /// (`inbound`: packets arriving from a bridge) and receives nothing.
@@ -321,23 +348,53 @@ public enum RulesetCompiler {
 
     // MARK: - bridge: addresses bound to ports
 
+    /// The bridge-table set of classified containers' bridge ports.
+    static let containerPorts = "ctr_ports"
+
     /// Step 3: a container's addresses are bound to its bridge port. A frame that carries a
     /// classified address from another port is a spoof (or a new container reusing a departed
     /// one's address before it is classified) and is dropped, ARP included; frames for a
-    /// classified address reach only the port that holds it.
+    /// classified address reach only the port that holds it. From a classified container's port,
+    /// link claims (ARP, neighbour discovery) are about its own addresses only, and router
+    /// advertisements and redirects are dropped: containers are not routers. Other bridges'
+    /// frames (not Docker's, or ports zonegate has not classified) meet only the address checks;
+    /// the inet table fails closed on unclassified senders.
     static func bridgeTable() -> Table {
-        var sets: [NftSet] = []
+        var sets: [NftSet] = [NftSet(name: containerPorts, keyType: [.ifname], comment: "bridge ports of classified containers")]
         for family in IPFamily.allCases {
             sets.append(NftSet(name: "addrs\(family.suffix)", keyType: [family.addressField], comment: "\(family) addresses bound to a bridge port"))
             sets.append(NftSet(name: "bound\(family.suffix)", keyType: [.ifname, family.addressField],
                                comment: "bridge port . \(family) address of each classified container"))
         }
+        let fromContainer = NftMatch.interfaceInSet(.iifname, containerPorts)
+        var ingress: [Rule] = [
+            // meta protocol ip6 iifname @ctr_ports icmpv6 type nd-router-advert counter drop
+            // meta protocol ip6 iifname @ctr_ports icmpv6 type nd-redirect counter drop
+            // (an advertisement installs routes through its sender, a redirect diverts a flow to it)
+            Rule(NftMatch.etherType(.v6) + fromContainer + NftMatch.icmpv6Types(134...134) + [.counter, .verdict(.drop)],
+                 comment: "containers are not routers: a router advertisement from a container"),
+            Rule(NftMatch.etherType(.v6) + fromContainer + NftMatch.icmpv6Types(137...137) + [.counter, .verdict(.drop)],
+                 comment: "containers are not routers: a redirect from a container"),
+            // meta protocol ip6 iifname @ctr_ports icmpv6 type 133-136 iifname . ip6 saddr != @bound6 counter drop
+            // (a solicitation teaches its receivers the sender's address: only its own; DAD's :: and
+            // link-local senders have nothing to resolve between containers)
+            Rule(NftMatch.etherType(.v6) + fromContainer + NftMatch.icmpv6Types(133...136)
+                    + NftMatch.portBinding(.v6, .source, notIn: "bound6") + [.counter, .verdict(.drop)],
+                 comment: "step 3: neighbour discovery from a container, from an address that is not its own"),
+            // meta protocol ip6 iifname @ctr_ports icmpv6 type nd-neighbor-advert iifname . icmpv6 target != @bound6 counter drop
+            Rule(NftMatch.etherType(.v6) + fromContainer + NftMatch.neighbourAdvertisement
+                    + NftMatch.advertisedTargetBinding(notIn: "bound6") + [.counter, .verdict(.drop)],
+                 comment: "step 3: a neighbour advertisement from a container for an address that is not its own (the gateway's, another's)"),
+            // meta protocol arp iifname @ctr_ports iifname . arp saddr ip != @bound4 counter drop
+            Rule(NftMatch.etherTypeARP + fromContainer + NftMatch.arpBinding(notIn: "bound4") + [.counter, .verdict(.drop)],
+                 comment: "step 3: ARP from a container for an address that is not its own (the gateway's, another's)"),
+        ]
         // Neighbour advertisements and ARP first: a frame from the port that holds its source
         // address is accepted below, and their claims are in their payload.
         // meta protocol ip6 icmpv6 type nd-neighbor-advert icmpv6 target @addrs6 iifname . icmpv6 target != @bound6 drop
-        var ingress = [Rule(NftMatch.etherType(.v6) + NftMatch.neighbourAdvertisement + NftMatch.advertisedTarget(in: "addrs6")
+        ingress.append(Rule(NftMatch.etherType(.v6) + NftMatch.neighbourAdvertisement + NftMatch.advertisedTarget(in: "addrs6")
                                 + NftMatch.advertisedTargetBinding(notIn: "bound6") + [.counter, .verdict(.drop)],
-                            comment: "step 3: IPv6 neighbour advertisement claiming a classified address from a port that does not hold it")]
+                            comment: "step 3: IPv6 neighbour advertisement claiming a classified address from a port that does not hold it"))
         // meta protocol arp arp saddr ip @addrs4 iifname . arp saddr ip != @bound4 drop
         ingress.append(Rule(NftMatch.etherTypeARP + NftMatch.arpSenderAddress(in: "addrs4")
                                 + NftMatch.arpBinding(notIn: "bound4") + [.counter, .verdict(.drop)],

@@ -99,6 +99,8 @@ struct VerdictElements: Sendable {
             }
         }
         for attachment in container.attachments {
+            // No comment: two containers may name one port in turn, and its element is the same.
+            add(.bridge, RulesetCompiler.containerPorts, [SetElement(.ifname(attachment.port))])
             for address in attachment.addresses {
                 let family: IPFamily = address.isIPv4 ? .v4 : .v6
                 add(.bridge, "addrs\(family.suffix)", [SetElement(KeyPart(value: address.bytes))])

@@ -237,7 +237,42 @@ import ZonegateTesting
         let bound4 = bridge.set("bound4")!.elements.map(\.comment)
         #expect(Set(bound4.compactMap { $0 }) == ["w", "a", "c", "u"])
         #expect(bridge.set("bound6")!.elements.count == 2)
-        #expect(bridge.chain("prerouting")!.rules.count == 6, "neighbour advertisements, ARP, then for IPv4 and IPv6 the port's own addresses and the rest")
+        #expect(bridge.chain("prerouting")!.rules.count == 11,
+                "containers' router advertisements, redirects and link claims, neighbour advertisements, ARP, then for IPv4 and IPv6 the port's own addresses and the rest")
+        #expect(bridge.set("ctr_ports")!.elements.count == 4, "one port per container")
+    }
+
+    /// Containers are not routers: router advertisements and redirects from a container's port
+    /// are dropped in the bridge table before any rule accepts them, and the inet table lets
+    /// through early only neighbour solicitations and advertisements from classified addresses.
+    @Test func containersSendNoRouterAdvertisementsOrRedirects() throws {
+        let ruleset = RulesetCompiler.ruleset(try Self.evaluator())
+        let prerouting = ruleset.table(.bridge, "zonegate")!.chain("prerouting")!.rules
+        func icmpv6Type(_ rule: ZonegateRuleset.Rule) -> [UInt8]? {
+            guard let index = rule.expressions.firstIndex(of: .payload(base: .transport, offset: 0, length: 1, dreg: .reg1)),
+                  index + 1 < rule.expressions.count else { return nil }
+            switch rule.expressions[index + 1] {
+            case .cmp(.eq, _, let data): return data
+            case .range(.eq, _, let from, let to): return Array(from[0]...to[0])
+            default: return nil
+            }
+        }
+        let firstAccept = prerouting.firstIndex { $0.expressions.last == .verdict(.accept) }!
+        for type: UInt8 in [134, 137] {
+            let drop = prerouting.firstIndex { icmpv6Type($0) == [type] && $0.expressions.last == .verdict(.drop) }
+            #expect(drop != nil && drop! < firstAccept, "type \(type) dropped before any accept")
+            let fromContainers = Expression.lookup(set: "ctr_ports", sreg: .reg1, dreg: nil, invert: false)
+            #expect(drop.map { prerouting[$0].expressions.contains(fromContainers) } == true,
+                    "only from containers' ports: other bridges keep their routers")
+        }
+        let inet = ruleset.table(.inet, "zonegate")!
+        for chain in ["forward", "input"] {
+            let early = inet.chain(chain)!.rules.filter { icmpv6Type($0) != nil && $0.expressions.last == .verdict(.accept) }
+            #expect(early.count == 1 && icmpv6Type(early[0]) == [135, 136], "\(chain): only neighbour solicitation and advertisement pass early")
+            let classified = Expression.lookup(set: "ctr6", sreg: .reg1, dreg: nil, invert: false)
+            #expect(early.allSatisfy { $0.expressions.contains(classified) },
+                    "\(chain): from classified addresses only")
+        }
     }
 
     @Test func rejectAndLoggingFollowDefaults() throws {
