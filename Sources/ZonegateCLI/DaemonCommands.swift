@@ -85,7 +85,7 @@ extension Zonegate {
             let reconciler = Reconciler(environment: environment, timing: ReconcilerTiming(resyncInterval: resync),
                                         logger: logger)
             logger.info("starting", metadata: ["policies": "\(directory)", "docker": "\(docker.url)",
-                                               "resync_interval": "\(resyncInterval)", "pid": .stringConvertible(getpid())])
+                                               "resync_interval": "\(resyncInterval)", "pid": .number(Int(getpid()))])
             let hangups = Task {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) { reconciler.requestReload(reason: "SIGHUP") }
             }
