@@ -108,14 +108,16 @@ public enum LabelSatisfiability {
                 }
                 kept.append(literals)
             }
-            // A clause with a literal on a key that no other clause mentions is satisfied by that
-            // key alone (its domain meets `allowed`), whatever the other clauses need.
-            var occurrences: [String: Int] = [:]
-            for clause in kept { for literal in clause { occurrences[literal.key, default: 0] += 1 } }
-            let before = kept.count
-            kept.removeAll { clause in clause.contains { occurrences[$0.key] == 1 } }
-            if kept.count != before { changed = true }
             clauses = kept
+            if changed { continue }  // simplify against the narrowed domains first
+            // Once the domains are settled: a clause with a literal on a key that no other clause
+            // mentions is satisfied by that key alone (its domain meets `allowed`, or the literal
+            // would have been dropped), whatever the other clauses need.
+            var occurrences: [String: Int] = [:]
+            for clause in clauses { for literal in clause { occurrences[literal.key, default: 0] += 1 } }
+            let before = clauses.count
+            clauses.removeAll { clause in clause.contains { occurrences[$0.key] == 1 } }
+            if clauses.count != before { changed = true }
             if clauses.isEmpty || !changed { return (domains, clauses) }
         }
     }

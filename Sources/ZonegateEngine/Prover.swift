@@ -58,10 +58,14 @@ public struct AssertionProver: Sendable {
     private func proveDeny(from: Endpoint, to: Endpoint, _ ports: [PortRange], _ model: ProverModel,
                            into result: inout AssertionResult) {
         let flow = "\(from) -> \(to)"
-        let source = PeerConstraint(party: from), destination = PeerConstraint(party: to)
-        for rule in policy.rules {
+        // A flow between two peers that are not containers is never touched: no rule is what
+        // lets it through, so one end of a responsible rule's flow is a container.
+        let senders = model.rules(.from, meeting: from), receivers = model.rules(.to, meeting: to)
+        let meeting = senders.any & receivers.any & (senders.containers | receivers.containers)
+        for index in meeting.indices {
+            let rule = policy.rules[index]
             let shared = rule.portRanges.flatMap { range in ports.compactMap { range.intersection($0) } }
-            guard !shared.isEmpty, touches(source, rule.from, destination, rule.to, model) else { continue }
+            guard !shared.isEmpty else { continue }
             result.responsibleRules.append(rule.name)
             let place = rule.location.map { " (\($0))" } ?? ""
             result.failures.append("rule \(rule.name)\(place) allows \(flow) on \(shared.map(\.description).joined(separator: ", "))")
@@ -71,16 +75,6 @@ public struct AssertionProver: Sendable {
         let open = sourceOpen + destinationOpen
         result.responsibleZones += open.map(\.zone)
         result.failures.append("\(flow) needs no rule: \(open.isEmpty ? "neither side is restricted" : open.map(\.text).joined(separator: "; "))")
-    }
-
-    /// Whether some sender of `source` in `from` and some receiver of `destination` in `to`
-    /// exist with one of them a container: a flow between two peers that are not containers is
-    /// never touched, so no rule is what lets it through.
-    private func touches(_ source: PeerConstraint, _ from: [Endpoint], _ destination: PeerConstraint, _ to: [Endpoint],
-                         _ model: ProverModel) -> Bool {
-        guard model.satisfiable(source, matchingAnyOf: from), model.satisfiable(destination, matchingAnyOf: to) else { return false }
-        return from.contains { model.containerSatisfiable(source, matching: $0) }
-            || to.contains { model.containerSatisfiable(destination, matching: $0) }
     }
 
     // MARK: - allow: every member of `from` reaches every member of `to` on those ports
@@ -96,10 +90,8 @@ public struct AssertionProver: Sendable {
         let asserted = PortSet(ports)
         let source = PeerConstraint(party: from), destination = PeerConstraint(party: to)
         // Only rules that some sender and some receiver of the parties can match matter.
-        let relevant = policy.rules.indices.filter { index in
-            let rule = policy.rules[index]
-            return rule.portRanges.contains { range in asserted.ranges.contains(where: range.overlaps) }
-                && model.satisfiable(source, matchingAnyOf: rule.from) && model.satisfiable(destination, matchingAnyOf: rule.to)
+        let relevant = (model.rules(.from, meeting: from).any & model.rules(.to, meeting: to).any).indices.filter { index in
+            policy.rules[index].portRanges.contains { range in asserted.ranges.contains(where: range.overlaps) }
         }
         let segments = portSegments(asserted, relevant)
         var failing: [PortRange] = []

@@ -18,6 +18,11 @@ final class ProverModel {
     private let regionsInBlock: [[Int]]
     private var cache: [Query: Bool] = [:]
     private var candidates: [CandidateKey: [Int]] = [:]
+    private var openSides: [CandidateKey: [(zone: String, text: String)]?] = [:]
+    /// Per endpoint, the rules that name it in `from` (and in `to`).
+    private let rulesNamingInFrom: [Endpoint: [Int]]
+    private let rulesNamingInTo: [Endpoint: [Int]]
+    private var reachable: [ReachKey: RuleReach] = [:]
 
     /// `also`: assertions outside the policy whose CIDR endpoints must be known too.
     init(policy: Policy, also extra: [Assertion] = []) {
@@ -33,6 +38,46 @@ final class ProverModel {
         }
         self.blockIndex = blockIndex
         (regions, regionsInBlock) = Self.regionClasses(blocks)
+        var inFrom: [Endpoint: [Int]] = [:], inTo: [Endpoint: [Int]] = [:]
+        for (index, rule) in policy.rules.enumerated() {
+            for endpoint in Set(rule.from) { inFrom[endpoint, default: []].append(index) }
+            for endpoint in Set(rule.to) { inTo[endpoint, default: []].append(index) }
+        }
+        rulesNamingInFrom = inFrom
+        rulesNamingInTo = inTo
+    }
+
+    // MARK: - Rules a party can meet
+
+    /// The rules whose `from` (or `to`) some member of the party matches, and those whose side a
+    /// container of the party matches: one check per distinct endpoint of the rules, not per rule.
+    func rules(_ side: RuleSide, meeting party: Endpoint) -> RuleReach {
+        let key = ReachKey(side: side, party: party)
+        if let known = reachable[key] { return known }
+        var reach = RuleReach(any: RuleBits(count: policy.rules.count), containers: RuleBits(count: policy.rules.count))
+        let peer = PeerConstraint(party: party)
+        for (endpoint, rules) in side == .from ? rulesNamingInFrom : rulesNamingInTo {
+            let container = containerSatisfiable(peer, matching: endpoint)
+            guard container || outsideSatisfiable(peer, matching: endpoint) || hostSatisfiable(peer, matching: endpoint) else { continue }
+            for rule in rules {
+                reach.any.insert(rule)
+                if container { reach.containers.insert(rule) }
+            }
+        }
+        reachable[key] = reach
+        return reach
+    }
+
+    enum RuleSide: Hashable { case from, to }
+
+    struct RuleReach {
+        var any: RuleBits
+        var containers: RuleBits
+    }
+
+    private struct ReachKey: Hashable {
+        var side: RuleSide
+        var party: Endpoint
     }
 
     // MARK: - Address regions
@@ -211,13 +256,24 @@ final class ProverModel {
     /// zone; otherwise the zone (or `unzoned`) that lets one be open, and why (empty: the party
     /// holds peers zonegate does not manage).
     func openSide(_ side: Side, of party: Endpoint) -> [(zone: String, text: String)]? {
+        let key = CandidateKey(side: side, party: party)
+        if let known = openSides[key] { return known }
+        let answer = computeOpenSide(side, of: party)
+        openSides[key] = answer
+        return answer
+    }
+
+    private func computeOpenSide(_ side: Side, of party: Endpoint) -> [(zone: String, text: String)]? {
         let peer = PeerConstraint(party: party)
-        if containerSatisfiable(peer), let own = containerSelectors(party) {
-            let restricting = policy.zones.indices.filter {
-                policy.zones[$0].access(side) == .restricted && policy.mode(of: policy.zones[$0]) == .enforce
-            }
+        let restricting = policy.zones.indices.filter {
+            policy.zones[$0].access(side) == .restricted && policy.mode(of: policy.zones[$0]) == .enforce
+        }
+        let restrictingSelectors = restricting.map { selectors[$0] }
+        // Outside every enforcing restriction first: when no container of the party is, no zone
+        // needs trying one by one.
+        if containerSatisfiable(peer), let own = containerSelectors(party),
+           LabelSatisfiability.satisfiable(matching: own.selectors, notMatching: restrictingSelectors) {
             let restrictingSet = Set(restricting)
-            let restrictingSelectors = restricting.map { selectors[$0] }
             // The party's own zone first, so the message names it when it is the open one.
             var open = policy.zones.indices.filter { !restrictingSet.contains($0) }
             if case .zone(let name) = party, let index = zoneIndex[name], let at = open.firstIndex(of: index) {
@@ -278,6 +334,40 @@ struct PeerConstraint: Hashable {
             case .host: result.excludesHost = true
             case .zone(let name): if let index = model.zone(name) { result.excludedZones.insert(index) }
             case .cidr(let block): if let index = model.block(block) { result.excludedBlocks.insert(index) }
+            }
+        }
+        return result
+    }
+}
+
+/// A set of rule indices as a bitset: "rules both ends can meet" is one AND per word.
+struct RuleBits {
+    private var words: [UInt64]
+
+    init(count: Int) { words = Array(repeating: 0, count: (count + 63) / 64) }
+
+    mutating func insert(_ index: Int) { words[index / 64] |= 1 << UInt64(index % 64) }
+
+    static func & (a: RuleBits, b: RuleBits) -> RuleBits {
+        var result = a
+        for index in result.words.indices { result.words[index] &= b.words[index] }
+        return result
+    }
+
+    static func | (a: RuleBits, b: RuleBits) -> RuleBits {
+        var result = a
+        for index in result.words.indices { result.words[index] |= b.words[index] }
+        return result
+    }
+
+    /// Members in ascending order.
+    var indices: [Int] {
+        var result: [Int] = []
+        for (wordIndex, word) in words.enumerated() where word != 0 {
+            var bits = word
+            while bits != 0 {
+                result.append(wordIndex * 64 + bits.trailingZeroBitCount)
+                bits &= bits - 1
             }
         }
         return result

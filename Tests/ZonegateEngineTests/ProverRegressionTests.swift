@@ -162,3 +162,22 @@ import ZonegatePolicy
         #expect(results["z0-api"]!.holds)
     }
 }
+
+/// Label questions the differential test once caught.
+@Suite struct LabelSatisfiabilityRegressionTests {
+    typealias R = LabelSelector.Requirement
+
+    @Test func aClauseIsDroppedForAPrivateKeyOnlyAfterTheDomainsSettle() {
+        // Units narrow a (to "not 2") and b (to "present") in the same pass that kept the clause
+        // "a is 2 or b is absent"; it must be simplified against them before it counts as free.
+        let required = [LabelSelector(matchExpressions: [R(key: "a", op: .exists)])]
+        let excluded = [
+            LabelSelector(matchExpressions: [R(key: "c", op: .notIn, values: ["1"])]),
+            LabelSelector(matchExpressions: [R(key: "a", op: .notIn, values: ["2"]), R(key: "b", op: .exists)]),
+            LabelSelector(matchExpressions: [R(key: "b", op: .doesNotExist)]),
+            LabelSelector(matchExpressions: [R(key: "a", op: .in, values: ["2"])]),
+        ]
+        #expect(!LabelSatisfiability.satisfiable(matching: required, notMatching: excluded))
+        #expect(LabelSatisfiability.satisfiable(matching: required, notMatching: Array(excluded.dropLast())))
+    }
+}
