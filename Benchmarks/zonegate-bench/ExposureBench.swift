@@ -28,6 +28,7 @@ struct ExposureBench {
     static var reasonToSkip: String? { PrivateNetworkNamespace.unmetPrecondition() }
 
     func run(starts: Int, _ notes: inout [String]) throws -> [Result] {
+        try PrivateRunLock.prepare()  // the daemon's lock is this namespace's, not the host's
         let docker = try PrivateDocker(userlandProxy: false)
         var zonegate: ZonegateDaemonProcess?
         defer {

@@ -49,6 +49,8 @@ final class EndToEndHost: @unchecked Sendable {
     private(set) var servers: [String: [UInt16: ProbeServer]] = [:]
 
     init(userlandProxy: Bool = false, policy: String = basePolicy) throws {
+        // The daemons of this process take a lock of their own, not the host's.
+        try PrivateRunLock.prepare()
         docker = try PrivateDocker(userlandProxy: userlandProxy)
         policies = docker.directory + "/policies"
         do {
