@@ -17,6 +17,8 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// Parses dotted-quad IPv4 or any textual IPv6 form (RFC 4291), as `inet_pton` does.
     public init?(_ text: String) {
+        // inet_pton reads a C string: a NUL inside would cut the text short and pass what follows.
+        guard text.utf8.count <= 64, !text.utf8.contains(0) else { return nil }
         var buffer = [UInt8](repeating: 0, count: 16)
         if text.contains(":") {
             guard inet_pton(AF_INET6, text, &buffer) == 1 else { return nil }

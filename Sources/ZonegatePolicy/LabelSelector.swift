@@ -58,46 +58,28 @@ public struct LabelSelector: Hashable, Sendable {
     }
 }
 
-/// Kubernetes' syntax rules for label keys and values.
+/// What a selector may name: Docker's label keys and values, not Kubernetes' stricter syntax.
+/// Docker accepts any string as a label value (Compose writes paths, comma-separated lists and
+/// `db:service_started:false`) and any key; selectors must see every label, so a key only has
+/// to be non-empty, without control characters, and both are bounded by `PolicyLimits`.
 public enum LabelSyntax {
     /// nil when valid, otherwise what is expected.
     public static func problem(withKey key: String) -> String? {
-        let parts = key.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        let name = String(parts.last!)
-        if parts.count == 2 {
-            let prefix = String(parts[0])
-            if prefix.isEmpty || prefix.count > 253 || !isDNSSubdomain(prefix) {
-                return "label key prefix '\(prefix)' must be a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
-            }
+        if key.isEmpty { return "a label key must not be empty" }
+        if key.utf8.count > PolicyLimits.labelKeyBytes {
+            return "label key \(DisplayText.quoted(key)) is longer than \(PolicyLimits.labelKeyBytes) bytes"
         }
-        if name.isEmpty || name.count > 63 || !isQualifiedName(name) {
-            return "label key '\(key)' must be [prefix/]name, the name 1 to 63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        if key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "label key \(DisplayText.quoted(key)) must not contain control characters"
         }
         return nil
     }
 
-    /// nil when valid, otherwise what is expected.
+    /// nil when valid, otherwise what is expected. Any string is a Docker label value.
     public static func problem(withValue value: String) -> String? {
-        if value.isEmpty { return nil }
-        if value.count > 63 || !isQualifiedName(value) {
-            return "label value '\(value)' must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        if value.utf8.count > PolicyLimits.labelValueBytes {
+            return "label value \(DisplayText.quoted(value)) is longer than \(PolicyLimits.labelValueBytes) bytes"
         }
         return nil
-    }
-
-    private static func isQualifiedName(_ text: String) -> Bool {
-        let scalars = Array(text.unicodeScalars)
-        func alnum(_ s: Unicode.Scalar) -> Bool { s.isASCII && (("a"..."z").contains(s) || ("A"..."Z").contains(s) || ("0"..."9").contains(s)) }
-        guard let first = scalars.first, let last = scalars.last, alnum(first), alnum(last) else { return false }
-        return scalars.allSatisfy { alnum($0) || $0 == "-" || $0 == "_" || $0 == "." }
-    }
-
-    private static func isDNSSubdomain(_ text: String) -> Bool {
-        text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            let scalars = Array(label.unicodeScalars)
-            func ok(_ s: Unicode.Scalar) -> Bool { s.isASCII && (("a"..."z").contains(s) || ("0"..."9").contains(s)) }
-            guard let first = scalars.first, let last = scalars.last, ok(first), ok(last), scalars.count <= 63 else { return false }
-            return scalars.allSatisfy { ok($0) || $0 == "-" }
-        }
     }
 }

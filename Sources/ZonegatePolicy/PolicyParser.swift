@@ -18,11 +18,30 @@ public struct PolicyFile: Hashable, Sendable {
 
 /// Turns policy files into one validated `Policy`, or rejects them whole with every problem found.
 public enum PolicyParser {
-    /// Files are taken in file-name order, whatever order they are given in.
+    /// Files are taken in file-name order, whatever order they are given in. Every limit of
+    /// `PolicyLimits` is enforced here, so that files from anywhere (the policy directory, a test)
+    /// are held to the same ones.
     public static func parse(_ files: [PolicyFile]) throws(PolicyError) -> Policy {
         let ordered = files.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         var reader = PolicyReader()
-        for file in ordered { reader.read(file) }
+        var totalBytes = 0
+        for (index, file) in ordered.enumerated() {
+            let start = SourceLocation(file: file.name, line: 1, column: 1)
+            if index == PolicyLimits.files {
+                reader.error(start, "more than \(PolicyLimits.files) policy files; this and the later ones are not read (see docs/limits.md)")
+                break
+            }
+            totalBytes += file.bytes.count
+            if file.bytes.count > PolicyLimits.fileBytes {
+                reader.error(start, "the file is larger than \(PolicyLimits.fileBytes >> 20) MiB (see docs/limits.md)")
+                continue
+            }
+            if totalBytes > PolicyLimits.totalBytes {
+                reader.error(start, "the policy files together are larger than \(PolicyLimits.totalBytes >> 20) MiB; this and the later ones are not read (see docs/limits.md)")
+                break
+            }
+            reader.read(file)
+        }
         reader.validateReferences()
         if !reader.diagnostics.isEmpty { throw PolicyError(reader.diagnostics) }
         return Policy(defaults: reader.defaults, zones: reader.zones, rules: reader.rules,
@@ -49,7 +68,7 @@ extension String {
 
 /// The parse of all files, accumulating diagnostics instead of stopping at the first.
 private struct PolicyReader {
-    var diagnostics: [PolicyDiagnostic] = []
+    private(set) var diagnostics: [PolicyDiagnostic] = []
     var defaults = Defaults()
     var zones: [Zone] = []
     var rules: [Rule] = []
@@ -60,6 +79,8 @@ private struct PolicyReader {
     /// Every zone reference, checked once all files are read (a zone may be defined in a later file).
     private var zoneReferences: [(name: String, location: SourceLocation)] = []
     private var file = ""
+    /// Entries seen (valid or not), for the limits on zones, rules and assertions.
+    private var zoneCount = 0, ruleCount = 0, assertionCount = 0
 
     private static let topLevelKeys = ["version", "defaults", "zones", "rules", "assertions"]
 
@@ -69,6 +90,11 @@ private struct PolicyReader {
             error(SourceLocation(file: file, line: 1, column: 1), "the file is not valid UTF-8 text")
             return
         }
+        // Nesting, node, anchor and alias limits, and characters, checked before Yams builds nodes.
+        if let problem = YAMLShape.check(source) {
+            error(SourceLocation(file: file, line: problem.line, column: problem.column), problem.message)
+            return
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: source)
@@ -76,24 +102,37 @@ private struct PolicyReader {
             reportSyntax(yamlError)
             return
         } catch {
-            self.error(SourceLocation(file: file, line: 1, column: 1), "cannot read YAML: \(error)")
+            self.error(SourceLocation(file: file, line: 1, column: 1), "cannot read YAML: \(String(describing: error).prefix(200))")
             return
         }
         // An empty file, or one empty document (`---` alone), is an empty policy.
         guard let root, !isNull(root) else { return }
         guard let fields = fields(of: root, in: "a policy file", allowed: Self.topLevelKeys) else { return }
         if let version = fields["version"] {
-            if version.value.scalar?.string != "1" {
-                error(version.value, "unsupported version '\(text(version.value))'; expected 1")
+            if isNull(version.value) || version.value.scalar == nil {
+                error(version.value, "version must be 1, not \(describe(version.value))")
+            } else if version.value.scalar?.string != "1" {
+                error(version.value, "unsupported version \(q(text(version.value))); expected 1")
             }
         }
         if let section = fields["defaults"] { readDefaults(section.value, key: section.key) }
-        if let section = fields["zones"] { list(section.value, "zones", "zone definitions").forEach { readZone($0) } }
+        if let section = fields["zones"] {
+            for node in list(section.value, "zones", "zone definitions") {
+                guard within(\.zoneCount, PolicyLimits.zones, "zones", at: node) else { break }
+                readZone(node)
+            }
+        }
         if let section = fields["rules"] {
-            for (index, node) in list(section.value, "rules", "rules").enumerated() { readRule(node, index: index + 1) }
+            for (index, node) in list(section.value, "rules", "rules").enumerated() {
+                guard within(\.ruleCount, PolicyLimits.rules, "rules", at: node) else { break }
+                readRule(node, index: index + 1)
+            }
         }
         if let section = fields["assertions"] {
-            for (index, node) in list(section.value, "assertions", "assertions").enumerated() { readAssertion(node, index: index + 1) }
+            for (index, node) in list(section.value, "assertions", "assertions").enumerated() {
+                guard within(\.assertionCount, PolicyLimits.assertions, "assertions", at: node) else { break }
+                readAssertion(node, index: index + 1)
+            }
         }
     }
 
@@ -102,7 +141,7 @@ private struct PolicyReader {
         // Suggest only names that are zones: not the invalid ones already reported.
         let known = defined.filter { isZoneName($0) && !Zone.reservedNames.contains($0) }.sorted().joined(separator: ", ")
         for reference in zoneReferences where !defined.contains(reference.name) {
-            error(reference.location, "'\(reference.name)' is not a defined zone; expected one of: \(known.isEmpty ? "(no zones defined)" : known), world, host, any, or {cidr: ...}")
+            error(reference.location, "\(q(reference.name)) is not a defined zone; expected one of: \(known.isEmpty ? "(no zones defined)" : known), world, host, any, or {cidr: ...}")
         }
     }
 
@@ -122,16 +161,20 @@ private struct PolicyReader {
             switch field.value.scalar?.string.lowercased() {
             case "true": defaults.logDenied = true
             case "false": defaults.logDenied = false
-            default: error(field.value, "logDenied must be true or false, not '\(text(field.value))'")
+            default: error(field.value, "logDenied must be true or false, not \(describe(field.value))")
             }
         }
         if let field = fields["networks"] {
             if field.value.scalar?.string == "all" {
                 defaults.networks = nil
-            } else if case .sequence(let items) = field.value, !items.isEmpty {
+            } else if case .sequence(let items) = field.value, !items.isEmpty, withinList(field.value, "networks") {
                 defaults.networks = items.compactMap { item in
                     guard let name = item.scalar?.string, !name.isEmpty, !isNull(item) else {
-                        error(item, "expected a Docker network name")
+                        error(item, "expected a Docker network name, found \(describe(item))")
+                        return nil
+                    }
+                    guard name.utf8.count <= PolicyLimits.freeTextBytes else {
+                        error(item, "network name \(q(name)) is longer than \(PolicyLimits.freeTextBytes) bytes")
                         return nil
                     }
                     return name
@@ -148,11 +191,11 @@ private struct PolicyReader {
             error(node, "a zone needs a name")
             return
         }
-        let name = text(nameField.value)
+        guard let name = string(nameField.value, "a zone name") else { return }
         if Zone.reservedNames.contains(name) {
-            error(nameField.value, "'\(name)' is reserved for an endpoint and cannot name a zone")
+            error(nameField.value, "\(q(name)) is reserved for an endpoint and cannot name a zone")
         } else if !isZoneName(name) {
-            error(nameField.value, "zone name '\(name)' must match [a-z][a-z0-9-]{0,30}: a lowercase letter, then up to 30 lowercase letters, digits or '-'")
+            error(nameField.value, "zone name \(q(name)) must match [a-z][a-z0-9-]{0,30}: a lowercase letter, then up to 30 lowercase letters, digits or '-'")
         }
         claim(name, kind: "zone", at: nameField.value)
         var zone = Zone(name: name, location: location(nameField.value))
@@ -166,7 +209,7 @@ private struct PolicyReader {
     private mutating func readRule(_ node: Node, index: Int) {
         let keys = ["name", "from", "to", "ports", "owner", "ticket", "description"]
         guard let fields = fields(of: node, in: "a rule", allowed: keys) else { return }
-        let name = fields["name"].map { readName($0.value, kind: "rule") } ?? "\(file)#\(index)"
+        let name = fields["name"].map { readName($0.value, kind: "rule") } ?? "\(DisplayText.escaped(file))#\(index)"
         claim(name, kind: "rule", at: fields["name"]?.value ?? node)
         let from = required(fields, "from", in: node, what: "a rule").flatMap { readEndpoints($0) }
         let to = required(fields, "to", in: node, what: "a rule").flatMap { readEndpoints($0) }
@@ -180,7 +223,7 @@ private struct PolicyReader {
 
     private mutating func readAssertion(_ node: Node, index: Int) {
         guard let fields = fields(of: node, in: "an assertion", allowed: ["name", "deny", "allow"]) else { return }
-        let name = fields["name"].map { readName($0.value, kind: "assertion") } ?? "\(file)#assertion-\(index)"
+        let name = fields["name"].map { readName($0.value, kind: "assertion") } ?? "\(DisplayText.escaped(file))#assertion-\(index)"
         claim(name, kind: "assertion", at: fields["name"]?.value ?? node)
         let kinds = [Assertion.Kind.deny, .allow].filter { fields[$0.rawValue] != nil }
         guard kinds.count == 1, let kind = kinds.first, let body = fields[kind.rawValue]?.value else {
@@ -202,53 +245,85 @@ private struct PolicyReader {
         guard let fields = fields(of: node, in: "a selector", allowed: ["matchLabels", "matchExpressions"]) else { return nil }
         var selector = LabelSelector()
         var valid = true
+        var requirements = 0, values = 0
         if let field = fields["matchLabels"] {
             if let labels = self.fields(of: field.value, in: "matchLabels", allowed: nil) {
-                for (key, pair) in labels {
-                    let value = text(pair.value)
+                for (key, pair) in labels.sorted(by: { location($0.value.key) < location($1.value.key) }) {
+                    requirements += 1
+                    values += 1
+                    if requirements > PolicyLimits.selectorRequirements {
+                        error(pair.key, "more than \(PolicyLimits.selectorRequirements) labels and expressions in one selector (see docs/limits.md)")
+                        return nil
+                    }
                     if let problem = LabelSyntax.problem(withKey: key) { error(pair.key, problem); valid = false }
-                    if pair.value.scalar == nil { error(pair.value, "expected a label value (a string)"); valid = false }
-                    else if let problem = LabelSyntax.problem(withValue: value) { error(pair.value, problem); valid = false }
+                    guard let value = labelValue(pair.value) else { valid = false; continue }
                     selector.matchLabels[key] = value
                 }
             } else { valid = false }
         }
         if let field = fields["matchExpressions"] {
             for item in list(field.value, "matchExpressions", "label requirements") {
-                if let requirement = readRequirement(item) { selector.matchExpressions.append(requirement) } else { valid = false }
+                requirements += 1
+                if requirements > PolicyLimits.selectorRequirements {
+                    error(item, "more than \(PolicyLimits.selectorRequirements) labels and expressions in one selector (see docs/limits.md)")
+                    return nil
+                }
+                if let requirement = readRequirement(item) {
+                    values += requirement.values.count
+                    if values > PolicyLimits.selectorValues {
+                        error(item, "more than \(PolicyLimits.selectorValues) label values in one selector (see docs/limits.md)")
+                        return nil
+                    }
+                    selector.matchExpressions.append(requirement)
+                } else { valid = false }
             }
         }
         return valid ? selector : nil
+    }
+
+    /// A label value: any string (Docker's values are free text), but not null, a list or a mapping.
+    private mutating func labelValue(_ node: Node) -> String? {
+        guard node.scalar != nil, !isNull(node) else {
+            error(node, "expected a label value (a string), found \(describe(node)); write \"\" for the empty value")
+            return nil
+        }
+        if let problem = LabelSyntax.problem(withValue: text(node)) {
+            error(node, problem)
+            return nil
+        }
+        return text(node)
     }
 
     private mutating func readRequirement(_ node: Node) -> LabelSelector.Requirement? {
         guard let fields = fields(of: node, in: "a label requirement", allowed: ["key", "operator", "values"]),
               let keyField = required(fields, "key", in: node, what: "a label requirement"),
               let opField = required(fields, "operator", in: node, what: "a label requirement") else { return nil }
-        let key = text(keyField)
+        guard let key = string(keyField, "a label key") else { return nil }
         var valid = true
         if let problem = LabelSyntax.problem(withKey: key) { error(keyField, problem); valid = false }
         let operators = LabelSelector.Requirement.Operator.allCases.map(\.rawValue)
-        guard let op = LabelSelector.Requirement.Operator(rawValue: text(opField)) else {
-            error(opField, "unknown operator '\(text(opField))'; expected one of: \(operators.joined(separator: ", "))")
+        guard let op = LabelSelector.Requirement.Operator(rawValue: text(opField)), opField.scalar != nil else {
+            error(opField, "unknown operator \(describe(opField)); expected one of: \(operators.joined(separator: ", "))")
             return nil
         }
         var values: [String] = []
         if let valuesField = fields["values"] {
             if case .sequence(let items) = valuesField.value {
+                if items.count > PolicyLimits.selectorValues {
+                    error(valuesField.value, "more than \(PolicyLimits.selectorValues) values in one list (see docs/limits.md)")
+                    return nil
+                }
                 for item in items {
-                    guard item.scalar != nil else { error(item, "expected a label value (a string)"); valid = false; continue }
-                    if let problem = LabelSyntax.problem(withValue: text(item)) { error(item, problem); valid = false }
-                    values.append(text(item))
+                    if let value = labelValue(item) { values.append(value) } else { valid = false }
                 }
             } else {
-                error(valuesField.value, "values must be a list of label values")
+                error(valuesField.value, "values must be a list of label values, found \(describe(valuesField.value))")
                 valid = false
             }
         }
         switch op {
         case .in, .notIn:
-            if values.isEmpty {
+            if values.isEmpty && valid {
                 error(opField, "operator \(op.rawValue) needs a non-empty list of values")
                 valid = false
             }
@@ -267,6 +342,7 @@ private struct PolicyReader {
         if case .sequence(let sequence) = node {
             items = Array(sequence)
             if items.isEmpty { error(node, "expected at least one endpoint"); return nil }
+            guard withinList(node, "endpoints") else { return nil }
         } else {
             items = [node]
         }
@@ -295,9 +371,10 @@ private struct PolicyReader {
             var except: [CIDR] = []
             if let exceptField = fields["except"] {
                 guard case .sequence(let items) = exceptField.value else {
-                    error(exceptField.value, "except must be a list of CIDRs")
+                    error(exceptField.value, "except must be a list of CIDRs, found \(describe(exceptField.value))")
                     return nil
                 }
+                guard withinList(exceptField.value, "CIDRs in except") else { return nil }
                 for item in items {
                     guard let excluded = readCIDR(item) else { return nil }
                     guard cidr.contains(excluded) else {
@@ -309,21 +386,25 @@ private struct PolicyReader {
             }
             return .cidr(CIDRBlock(cidr, except: except))
         default:
-            error(node, "expected an endpoint: a zone name, world, host, any, or {cidr: ..., except: [...]}")
+            error(node, "expected an endpoint: a zone name, world, host, any, or {cidr: ..., except: [...]}; found \(describe(node))")
             return nil
         }
     }
 
     private mutating func readCIDR(_ node: Node) -> CIDR? {
+        guard node.scalar != nil, !isNull(node) else {
+            error(node, "expected a CIDR such as 203.0.113.0/24 or fd00::/8, found \(describe(node))")
+            return nil
+        }
         let value = text(node)
         switch CIDR.parse(value) {
         case .success(let cidr): return cidr
         case .failure(.notAnAddress):
-            error(node, "'\(value)' is not a CIDR; expected ADDRESS/LENGTH such as 203.0.113.0/24 or fd00::/8")
+            error(node, "\(q(value)) is not a CIDR; expected ADDRESS/LENGTH such as 203.0.113.0/24 or fd00::/8")
         case .failure(.badPrefixLength(let max)):
-            error(node, "'\(value)' has an invalid prefix length; expected 0 to \(max)")
+            error(node, "\(q(value)) has an invalid prefix length; expected 0 to \(max)")
         case .failure(.hostBitsSet(let suggestion)):
-            error(node, "'\(value)' has bits set past its prefix length; did you mean \(suggestion)?")
+            error(node, "\(q(value)) has bits set past its prefix length; did you mean \(suggestion)?")
         }
         return nil
     }
@@ -335,25 +416,30 @@ private struct PolicyReader {
         case .sequence(let sequence): items = Array(sequence)
         case .scalar where !isNull(node): items = [node]
         default:
-            error(node, "expected a list of ports such as [8443/tcp, 9000-9100/tcp, 53/udp, icmp]")
+            error(node, "expected a list of ports such as [8443/tcp, 9000-9100/tcp, 53/udp, icmp], found \(describe(node))")
             return nil
         }
         if items.isEmpty {
             error(node, "ports must not be empty; omit 'ports' to cover every port")
             return nil
         }
+        guard withinList(node, "ports") else { return nil }
         var ranges: [PortRange] = []
+        let expected = "expected PORT/PROTO, LOW-HIGH/PROTO or PROTO, with PROTO one of tcp, udp, sctp, or icmp alone"
         for item in items {
+            guard item.scalar != nil, !isNull(item) else {
+                error(item, "expected a port, found \(describe(item)); \(expected)")
+                continue
+            }
             let value = text(item)
             switch PortRange.parse(value) {
             case .success(let range): ranges.append(range)
             case .failure(let failure):
-                let expected = "expected PORT/PROTO, LOW-HIGH/PROTO or PROTO, with PROTO one of tcp, udp, sctp, or icmp alone"
                 switch failure {
-                case .syntax: error(item, "invalid port '\(value)'; \(expected)")
-                case .unknownProtocol(let proto): error(item, "unknown protocol '\(proto)' in '\(value)'; \(expected)")
-                case .outOfRange(let number): error(item, "port \(number) in '\(value)' is out of range; expected 1 to 65535")
-                case .reversed: error(item, "port range '\(value)' is reversed; expected LOW-HIGH with LOW <= HIGH")
+                case .syntax: error(item, "invalid port \(q(value)); \(expected)")
+                case .unknownProtocol(let proto): error(item, "unknown protocol \(q(proto)) in \(q(value)); \(expected)")
+                case .outOfRange(let number): error(item, "port \(DisplayText.quoted(number).dropFirst().dropLast()) in \(q(value)) is out of range; expected 1 to 65535")
+                case .reversed: error(item, "port range \(q(value)) is reversed; expected LOW-HIGH with LOW <= HIGH")
                 case .icmpHasNoPorts: error(item, "icmp has no ports; write 'icmp' alone")
                 }
             }
@@ -361,11 +447,19 @@ private struct PolicyReader {
         return ranges.count == items.count ? ranges : nil
     }
 
-    /// `owner`, `ticket`, `description`: free text, so a scalar (a list or mapping is a mistake).
+    /// `owner`, `ticket`, `description`: free text, so a non-empty scalar (null, a list or a
+    /// mapping is a mistake).
     private mutating func freeText(_ field: (key: Node, value: Node)?) -> String? {
         guard let field else { return nil }
-        if field.value.scalar == nil { error(field.value, "\(text(field.key)) must be free text, not \(describe(field.value))") }
-        return text(field.value)
+        guard field.value.scalar != nil, !isNull(field.value), !text(field.value).isEmpty else {
+            error(field.value, "\(text(field.key)) must be non-empty free text, not \(describe(field.value)); omit it instead")
+            return nil
+        }
+        let value = text(field.value)
+        if value.utf8.count > PolicyLimits.freeTextBytes {
+            error(field.value, "\(text(field.key)) is longer than \(PolicyLimits.freeTextBytes) bytes (see docs/limits.md)")
+        }
+        return value
     }
 
     private mutating func readName(_ node: Node, kind: String) -> String {
@@ -374,30 +468,51 @@ private struct PolicyReader {
         let unprintable: Set<Unicode.GeneralCategory> = [.control, .format, .unassigned, .privateUse, .surrogate,
                                                          .spaceSeparator, .lineSeparator, .paragraphSeparator]
         let printable = name.unicodeScalars.allSatisfy { !unprintable.contains($0.properties.generalCategory) && !$0.properties.isWhitespace }
-        if name.isEmpty || name.count > 128 || !printable || node.scalar == nil {
-            error(node, "\(kind) name '\(name)' must be 1 to 128 printable characters without spaces")
+        let limit = PolicyLimits.ruleNameCharacters
+        if node.scalar == nil || isNull(node) {
+            error(node, "\(kind) name must be 1 to \(limit) printable characters without spaces, not \(describe(node))")
+        } else if name.isEmpty || name.count > limit || !printable {
+            error(node, "\(kind) name \(q(name)) must be 1 to \(limit) printable characters without spaces")
         }
         return name
     }
 
     private func isZoneName(_ name: String) -> Bool {
         let scalars = Array(name.unicodeScalars)
-        guard let first = scalars.first, ("a"..."z").contains(first), scalars.count <= 31 else { return false }
+        guard let first = scalars.first, ("a"..."z").contains(first), scalars.count <= PolicyLimits.zoneNameCharacters else { return false }
         return scalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
     }
 
     /// Records that a name is taken; a second use anywhere, of any kind, is an error.
     private mutating func claim(_ name: String, kind: String, at node: Node) {
         if let earlier = names[name] {
-            error(node, "the name '\(name)' is already used by the \(earlier.kind) at \(earlier.location); names must be unique across zones, rules and assertions")
+            error(node, "the name \(q(name)) is already used by the \(earlier.kind) at \(earlier.location); names must be unique across zones, rules and assertions")
         } else {
             names[name] = (kind, location(node))
         }
     }
 
+    // MARK: - Limits
+
+    /// Counts one more zone, rule or assertion; false (reported once) past the limit.
+    private mutating func within(_ counter: WritableKeyPath<PolicyReader, Int>, _ limit: Int, _ what: String, at node: Node) -> Bool {
+        self[keyPath: counter] += 1
+        let count = self[keyPath: counter]
+        if count == limit + 1 { error(node, "more than \(limit) \(what) in the policy; this and the later ones are not read (see docs/limits.md)") }
+        return count <= limit
+    }
+
+    /// Whether a list is within `PolicyLimits.listItems` (reported when not).
+    private mutating func withinList(_ node: Node, _ what: String) -> Bool {
+        guard case .sequence(let items) = node, items.count > PolicyLimits.listItems else { return true }
+        error(node, "more than \(PolicyLimits.listItems) \(what) in one list (see docs/limits.md)")
+        return false
+    }
+
     // MARK: - YAML helpers
 
-    /// The entries of a mapping by key text; reports unknown and duplicate keys. `allowed` nil accepts any key.
+    /// The entries of a mapping by key text; reports unknown, duplicate and non-string keys.
+    /// `allowed` nil accepts any key.
     private mutating func fields(of node: Node, in context: String, allowed: [String]?) -> [String: (key: Node, value: Node)]? {
         guard case .mapping(let mapping) = node else {
             error(node, "expected a mapping for \(context), found \(describe(node))")
@@ -405,13 +520,17 @@ private struct PolicyReader {
         }
         var result: [String: (key: Node, value: Node)] = [:]
         for (key, value) in mapping {
+            guard key.scalar != nil, !isNull(key) else {
+                error(key, "expected a key (a string) in \(context), found \(describe(key))")
+                continue
+            }
             let name = text(key)
             if let allowed, !allowed.contains(name) {
-                error(key, "unknown key '\(name)' in \(context); expected one of: \(allowed.joined(separator: ", "))")
+                error(key, "unknown key \(q(name)) in \(context); expected one of: \(allowed.joined(separator: ", "))")
                 continue
             }
             if let earlier = result[name] {
-                error(key, "duplicate key '\(name)' in \(context) (first at \(location(earlier.key)))")
+                error(key, "duplicate key \(q(name)) in \(context) (first at \(location(earlier.key)))")
                 continue
             }
             result[name] = (key, value)
@@ -425,6 +544,16 @@ private struct PolicyReader {
         return nil
     }
 
+    /// The text of a scalar where a non-empty string is required: nil (reported) for null, an
+    /// empty string, a list or a mapping.
+    private mutating func string(_ node: Node, _ what: String) -> String? {
+        guard node.scalar != nil, !isNull(node), !text(node).isEmpty else {
+            error(node, "expected \(what), found \(describe(node))")
+            return nil
+        }
+        return text(node)
+    }
+
     private mutating func list(_ node: Node, _ key: String, _ what: String) -> [Node] {
         if case .sequence(let items) = node { return Array(items) }
         if isNull(node) { return [] }
@@ -434,11 +563,13 @@ private struct PolicyReader {
 
     private mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ key: String) -> T? where T.RawValue == String {
         if let value = T(rawValue: text(node)), node.scalar != nil { return value }
-        error(node, "\(key) must be one of: \(T.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text(node))'")
+        error(node, "\(key) must be one of: \(T.allCases.map(\.rawValue).joined(separator: ", ")), not \(describe(node))")
         return nil
     }
 
     private func text(_ node: Node) -> String { node.scalar?.string ?? "" }
+
+    private func q(_ text: String) -> String { DisplayText.quoted(text) }
 
     /// A plain `null`, `~` or empty value, as YAML reads `key:` with nothing after it.
     private func isNull(_ node: Node) -> Bool {
@@ -449,7 +580,8 @@ private struct PolicyReader {
     private func describe(_ node: Node) -> String {
         switch node {
         case .scalar where isNull(node): return "nothing"
-        case .scalar(let scalar): return "'\(scalar.string)'"
+        case .scalar(let scalar) where scalar.string.isEmpty: return "an empty string"
+        case .scalar(let scalar): return q(scalar.string)
         case .sequence: return "a list"
         case .mapping: return "a mapping"
         }
@@ -461,8 +593,13 @@ private struct PolicyReader {
 
     private mutating func error(_ node: Node, _ message: String) { error(location(node), message) }
 
-    private mutating func error(_ location: SourceLocation, _ message: String) {
-        diagnostics.append(PolicyDiagnostic(location, message))
+    /// Records a problem; past `PolicyLimits.diagnostics`, one last one says that more were left out.
+    mutating func error(_ location: SourceLocation, _ message: String) {
+        if diagnostics.count < PolicyLimits.diagnostics {
+            diagnostics.append(PolicyDiagnostic(location, message))
+        } else if diagnostics.count == PolicyLimits.diagnostics {
+            diagnostics.append(PolicyDiagnostic(location, "more than \(PolicyLimits.diagnostics) errors; the rest are not reported"))
+        }
     }
 
     private mutating func reportSyntax(_ yamlError: YamlError) {
@@ -470,7 +607,7 @@ private struct PolicyReader {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             error(SourceLocation(file: file, line: mark.line, column: mark.column), "invalid YAML: \(problem)")
         default:
-            error(SourceLocation(file: file, line: 1, column: 1), "invalid YAML: \(yamlError)")
+            error(SourceLocation(file: file, line: 1, column: 1), "invalid YAML")
         }
     }
 }

@@ -127,10 +127,11 @@ final class ParserTests: XCTestCase {
 
     func testDirectoryReadsOnlyYAMLFilesDirectlyInIt() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("sub.yaml"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("sub"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try "zones: [{name: a}]\n".write(to: directory.appendingPathComponent("1.yaml"), atomically: true, encoding: .utf8)
         try "zones: [{name: b}]\n".write(to: directory.appendingPathComponent("2.yml"), atomically: true, encoding: .utf8)
+        try "zones: [{name: c}]\n".write(to: directory.appendingPathComponent("sub/3.yaml"), atomically: true, encoding: .utf8)
         try "not: [policy".write(to: directory.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
         XCTAssertEqual(try PolicyDirectory.load(directory.path).zones.map(\.name), ["a", "b"])
         XCTAssertThrowsError(try PolicyDirectory.load(directory.appendingPathComponent("missing").path)) { error in
@@ -170,15 +171,20 @@ final class LabelSelectorTests: XCTestCase {
         }
     }
 
+    /// Docker's label syntax, not Kubernetes': any value, any key without control characters.
     func testLabelSyntax() {
-        for key in ["app", "app.kubernetes.io/name", "com.docker.compose.project", "a_b-c.d", "A1"] {
+        for key in ["app", "app.kubernetes.io/name", "com.docker.compose.project", "a_b-c.d", "A1", "-app", "app-", "a/b/c",
+                    "UPPER.example/app", "org.opencontainers.image.source", String(repeating: "k", count: PolicyLimits.labelKeyBytes)] {
             XCTAssertNil(LabelSyntax.problem(withKey: key), key)
         }
-        for key in ["", "-app", "app-", "a/b/c", "/app", "UPPER.example/app", String(repeating: "k", count: 64)] {
+        for key in ["", "a\nb", "tab\there", String(repeating: "k", count: PolicyLimits.labelKeyBytes + 1)] {
             XCTAssertNotNil(LabelSyntax.problem(withKey: key), key)
         }
-        for value in ["", "true", "v1.2_3-x"] { XCTAssertNil(LabelSyntax.problem(withValue: value), value) }
-        for value in ["has space", "-x", String(repeating: "v", count: 64)] { XCTAssertNotNil(LabelSyntax.problem(withValue: value), value) }
+        for value in ["", "true", "v1.2_3-x", "has space", "-x", "/srv/shop", "/srv/shop/compose.yaml,/srv/shop/compose.override.yaml",
+                      "db:service_started:false", "line\nbreak", String(repeating: "v", count: PolicyLimits.labelValueBytes)] {
+            XCTAssertNil(LabelSyntax.problem(withValue: value), value)
+        }
+        XCTAssertNotNil(LabelSyntax.problem(withValue: String(repeating: "v", count: PolicyLimits.labelValueBytes + 1)))
     }
 }
 
