@@ -9,7 +9,8 @@ import ZonegatePolicy
 // private mount namespace: the packet benchmark's containers are `ip netns add` namespaces).
 // `--echo-server` / `--echo-client` are the packet benchmark's two ends, run inside its containers.
 // ZONEGATE_BENCH_ONLY=packet runs only the per-packet benchmark (PacketBench.swift), =daemon runs only the daemon benchmarks (DaemonBench.swift), =exposure
-// only the zero-exposure one (ExposureBench.swift: a private dockerd, so `unshare --mount` too).
+// only the zero-exposure one (ExposureBench.swift: a private dockerd, so `unshare --mount` too), =offline
+// only `check` and `matrix` at the documented limits (OfflineBench.swift).
 // `--daemon <docker socket> <policy directory> <resync seconds>` is the daemon child they start.
 
 EchoEnds.runIfAsked(CommandLine.arguments)
@@ -45,7 +46,20 @@ if only == nil {
                           baseline: "per-pair evaluation (extrapolated)", perPair.median * scale))
 }
 
-if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
+// Issue 10: `check` and `matrix` at the documented limits, the zonegate binary in a child process
+// (time and peak memory). No root needed: ZONEGATE_BENCH_ONLY=offline runs only these.
+if only == nil || only == "offline" {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-bench-offline-\(getpid())")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    do {
+        results += try OfflineBench(scratch: scratch).run(&notes)
+    } catch {
+        notes.append("offline benchmarks failed: \(error)")
+    }
+}
+
+if only != "offline", ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
     // The kernel benchmarks create and delete tables: never in the host's own namespace.
     let namespace = { (pid: String) in try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net") }
     guard let own = namespace("self"), own != namespace("1") else {
@@ -99,7 +113,7 @@ if ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"] == "1" {
             }
         }
     }
-} else {
+} else if only != "offline" {
     notes.append("kernel benchmarks skipped: run `make bench` (root, private network and mount namespaces via unshare)")
 }
 

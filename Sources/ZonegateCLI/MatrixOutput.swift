@@ -88,13 +88,17 @@ struct MatrixRenderer {
         case .json:
             let quoted = names.map(JSONText.quoted)
             try sink.write("{\n  \(JSONText.quoted("policyDigest")): \(JSONText.quoted(digest)),\n  \"flows\": ")
+            var rulesCache = BoundedCache<[String], String>()
+            var portCache = BoundedCache<ServicePort, String>()
             try walk { row in
                 try sink.write(count == 0 ? "[\n    " : ",\n    ")
                 count += 1
-                let port = row.port.proto.hasPorts ? String(row.port.number) : "null"
-                let rules = JSONValue.strings(row.rules).rendered()
-                try sink.write("{ \"from\": \(quoted[row.source]), \"to\": \(quoted[row.destination]), \"port\": \(port), "
-                    + "\"proto\": \"\(row.port.proto.rawValue)\", \"verdict\": \"\(row.verdict.rawValue)\", \"rules\": \(rules) }")
+                let port = portCache.value(for: row.port) { port in
+                    "\"port\": \(port.proto.hasPorts ? String(port.number) : "null"), \"proto\": \"\(port.proto.rawValue)\""
+                }
+                let rules = rulesCache.value(for: row.rules) { JSONValue.strings($0).rendered() }
+                try sink.write("{ \"from\": \(quoted[row.source]), \"to\": \(quoted[row.destination]), \(port), "
+                    + "\"verdict\": \"\(row.verdict.rawValue)\", \"rules\": \(rules) }")
             }
             try sink.write(count == 0 ? "[]\n}\n" : "\n  ]\n}\n")
         case .table, .markdown:
@@ -118,12 +122,21 @@ struct MatrixRenderer {
             let verdictWidth = header[3].count
             let widths = [fromWidth, toWidth, portWidth, verdictWidth]
             if !markdown { try sink.write(Self.tableLine(header, widths) + "\n") }
+            // Each name, port, verdict and list of rules is escaped and padded once, not per row.
+            let separator = markdown ? " | " : "  "
+            let sources = escaped.map { Self.padded($0, markdown ? 0 : fromWidth) + separator }
+            let destinations = escaped.map { Self.padded($0, markdown ? 0 : toWidth) + separator }
+            let verdicts = Dictionary(uniqueKeysWithValues: ([.allow, .deny, .audit] as [VerdictKind]).map { ($0, Self.padded($0.rawValue, markdown ? 0 : verdictWidth) + separator) })
+            var portCache = BoundedCache<ServicePort, String>()
+            var rulesCache = BoundedCache<[String], String>()
+            let start = markdown ? "| " : "", end = markdown ? " |\n" : "\n"
             try walk { row in
                 count += 1
                 counts[row.verdict, default: 0] += 1
-                let cells = [escaped[row.source], escaped[row.destination], row.port.description, row.verdict.rawValue,
-                             row.rules.map { Escape.text($0, markdown: markdown) }.joined(separator: ", ")]
-                try sink.write((markdown ? Self.markdownLine(cells) : Self.tableLine(cells, widths)) + "\n")
+                let port = portCache.value(for: row.port) { Self.padded($0.description, markdown ? 0 : portWidth) + separator }
+                let rules = rulesCache.value(for: row.rules) { $0.map { Escape.text($0, markdown: markdown) }.joined(separator: ", ") }
+                let line = start + sources[row.source] + destinations[row.destination] + port + verdicts[row.verdict]! + rules
+                try sink.write((markdown ? line : line.trimmingTrailingSpaces()) + end)
             }
             let total = "\(count) flows: \(counts[.allow]!) allow, \(counts[.deny]!) deny, \(counts[.audit]!) audit"
             try sink.write(markdown ? "\n\(total)\n" : "\(total)\n")
@@ -139,6 +152,12 @@ struct MatrixRenderer {
         }
         try sink.flush()
         return count
+    }
+
+    /// `text` followed by spaces up to `width` characters (none when it is as long or longer).
+    static func padded(_ text: String, _ width: Int) -> String {
+        let length = text.count
+        return length < width ? text + String(repeating: " ", count: width - length) : text
     }
 
     /// Cells already escaped for Markdown.
@@ -158,5 +177,20 @@ struct MatrixRenderer {
             }
         }
         return line.trimmingTrailingSpaces()
+    }
+}
+
+/// A memo of rendered pieces (a list of rules, a port) that forgets everything once it holds
+/// `limit` of them, so that it never grows with the rows.
+struct BoundedCache<Key: Hashable, Value> {
+    private var values: [Key: Value] = [:]
+    private let limit = 4_096
+
+    mutating func value(for key: Key, _ make: (Key) -> Value) -> Value {
+        if let known = values[key] { return known }
+        let value = make(key)
+        if values.count >= limit { values.removeAll(keepingCapacity: true) }
+        values[key] = value
+        return value
     }
 }

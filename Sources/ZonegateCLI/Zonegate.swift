@@ -205,10 +205,15 @@ struct InventoryOptions: ParsableArguments {
     func evaluator(for command: String, _ policyOptions: PolicyOptions, maximumContainers: Int? = nil) async throws -> PolicyEvaluator {
         let policy = try policyOptions.load()
         let inventory = try await load(for: command, managedNetworks: policy.defaults.networks)
-        if let maximumContainers, inventory.containers.count > maximumContainers {
-            throw CommandFailure.usage("the inventory has \(inventory.containers.count) containers; a \(command) covers at most \(maximumContainers)")
-        }
+        if let maximumContainers { try Self.refuse(inventory, beyond: maximumContainers, for: command) }
         return PolicyEvaluator(policy: policy, inventory: inventory, hostAddresses: hostAddresses(of: inventory))
+    }
+
+    /// An inventory of more containers than a command covers is bad usage (exit 2), said in one
+    /// line before any output.
+    static func refuse(_ inventory: Inventory, beyond maximum: Int, for command: String) throws {
+        guard inventory.containers.count > maximum else { return }
+        throw CommandFailure.usage("the inventory has \(inventory.containers.count) containers; a \(command) covers at most \(maximum)")
     }
 
     /// The host's own addresses, which cli.md calls `host`. Live: every address of the host's
@@ -223,48 +228,18 @@ struct InventoryOptions: ParsableArguments {
         return (try? HostNetwork.addresses(onInterfaces: bridges)) ?? []
     }
 
-    /// The largest inventory file read (README, Limits): 10,000 containers take about 3 MB.
-    static let maximumInventoryBytes = 64 << 20
-
     func load(for command: String, managedNetworks: [String]?) async throws -> Inventory {
         guard let inventory else {
             return try await docker.inventory(for: command, managedNetworks: managedNetworks)
         }
-        let data = try Self.readInventoryFile(inventory)
         do {
-            return try Inventory.decode(data)
+            // Bounded (a FIFO or /dev/zero is refused before any read), strict, and located.
+            return try Inventory.load(file: inventory)
         } catch {
-            throw CommandFailure.environment("\(inventory): \(error)")
-        }
-    }
-
-    /// The file's bytes: a regular file (a FIFO or a device such as /dev/zero would block or
-    /// never end) of at most `maximumInventoryBytes`.
-    static func readInventoryFile(_ path: String) throws -> Data {
-        var status = stat()
-        guard stat(path, &status) == 0 else {
-            throw CommandFailure.environment("cannot read inventory file '\(path)': \(String(cString: strerror(errno)))")
-        }
-        guard status.st_mode & S_IFMT == S_IFREG else {
-            throw CommandFailure.environment("cannot read inventory file '\(path)': not a regular file")
-        }
-        guard status.st_size <= maximumInventoryBytes else {
-            throw CommandFailure.environment("inventory file '\(path)' is \(status.st_size) bytes; at most \(maximumInventoryBytes) are read (README, Limits)")
-        }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CommandFailure.environment("cannot read inventory file '\(path)': \(String(cString: strerror(errno)))")
-        }
-        defer { try? handle.close() }
-        do {
-            let data = try handle.read(upToCount: maximumInventoryBytes + 1) ?? Data()
-            guard data.count <= maximumInventoryBytes else {
-                throw CommandFailure.environment("inventory file '\(path)' is larger than \(maximumInventoryBytes) bytes (README, Limits)")
-            }
-            return data
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch {
-            throw CommandFailure.environment("cannot read inventory file '\(path)': \(error.localizedDescription)")
+            // `FILE:LINE:COL: error: invalid inventory: MESSAGE`: a located error in a file, in the
+            // form of a policy's.
+            throw error.file == nil ? CommandFailure.environment("\(error)")
+                : CommandFailure(code: 2, message: "", diagnostics: [Escape.line(error.description)])
         }
     }
 }

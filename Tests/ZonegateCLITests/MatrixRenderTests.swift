@@ -86,3 +86,20 @@ final class MatrixRenderTests: XCTestCase {
         }
     }
 }
+
+/// The matrix's container limit, met by a live host's inventory (an inventory file meets its own,
+/// the same number, first).
+final class InventoryLimitTests: XCTestCase {
+    func testMatrixRefusesMoreContainersThanItsLimit() {
+        let limit = ReachabilityMatrix.maximumContainers
+        XCTAssertEqual(limit, 10_000)
+        let atLimit = Inventory(containers: (0..<limit).map { Container(name: "c\($0)") })
+        XCTAssertNoThrow(try InventoryOptions.refuse(atLimit, beyond: limit, for: "matrix"))
+        let beyond = Inventory(containers: atLimit.containers + [Container(name: "one-more")])
+        XCTAssertThrowsError(try InventoryOptions.refuse(beyond, beyond: limit, for: "matrix")) { error in
+            let failure = error as? CommandFailure
+            XCTAssertEqual(failure?.code, 2)
+            XCTAssertEqual(failure?.message, "the inventory has 10001 containers; a matrix covers at most 10000")
+        }
+    }
+}
