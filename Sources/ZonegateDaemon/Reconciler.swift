@@ -495,7 +495,18 @@ public actor Reconciler: Service {
         for id in ids.sorted() {
             let docker = containers[id].map { [$0] } ?? []
             guard !docker.contains(where: { $0.networkMode.hasPrefix("container:") }) else { return false }
-            let built = inventory(of: docker, policy)
+            var failure: PortFailure?
+            let built = inventory(of: docker, policy) { failure = PortFailure(container: $0, error: $1) }
+            if let failure, (failure.error as? VethResolver.Failure)?.containerGone == true {
+                // Its process ended before its veth could be found (`docker run --rm ... true`):
+                // gone, not unenforced, and no reason for a full compile. Its die event follows.
+                logger.debug("container gone before it could be enforced", metadata: [
+                    "container": "\(failure.container.name)", "id": "\(id.prefix(12))", "detail": "\(failure.error)",
+                ])
+                containers[id] = nil
+                changes.append(ContainerChange(key: id, container: nil))
+                continue
+            }
             guard built.unenforced.isEmpty else { return false }
             changes.append(ContainerChange(key: id, container: built.containers.first))
         }
