@@ -59,7 +59,19 @@ public struct CompiledRuleset: Sendable {
     }
 
     public init(_ evaluator: PolicyEvaluator) {
-        let table = VerdictTable(evaluator)
+        self.init(evaluator, checkpoint: {})
+    }
+
+    /// The compile that stops when its task is cancelled: it throws `CancellationError` between
+    /// batches of work (each source identity's verdicts, every 64 containers' elements). For a
+    /// compile run off the reconciler, so that a superseded or shut-down one ends soon.
+    public static func cancellable(_ evaluator: PolicyEvaluator) throws -> CompiledRuleset {
+        try CompiledRuleset(evaluator, checkpoint: { try Task.checkCancellation() })
+    }
+
+    /// `checkpoint` is called between batches of work; throwing from it abandons the compile.
+    public init<Failure: Error>(_ evaluator: PolicyEvaluator, checkpoint: () throws(Failure) -> Void) throws(Failure) {
+        let table = try VerdictTable(evaluator, checkpoint: checkpoint)
         let elements = VerdictElements(table, evaluator.inventory)
         policy = evaluator.policy
         cidrBlocks = evaluator.cidrBlocks
@@ -75,6 +87,7 @@ public struct CompiledRuleset: Sendable {
         })
         publishing = evaluator.inventory.containers.filter { !$0.published.isEmpty }.map { $0.id ?? $0.name }
         for (index, container) in evaluator.inventory.containers.enumerated() {
+            if index % 64 == 63 { try checkpoint() }
             let identity = identityNumbers[evaluator.identities[evaluator.identityOfContainer[index]]]!
             insert(member(container, identity: identity), key: container.id ?? container.name)
         }
