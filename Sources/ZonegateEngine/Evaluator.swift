@@ -280,9 +280,15 @@ public struct PeerClass: Hashable, Sendable {
         }
     }
 
+    /// Not inlined: Swift 6.3.1's optimizer (CopyPropagation) crashes on it inlined into a
+    /// closure over borrowed classes (`PairPolicies.init`), which broke every release build.
     var identity: Int? {
-        if case .container(let id) = kind { return id }
-        return nil
+        @inline(never) get {
+            switch kind {
+            case .container(let id): return id
+            case .outside, .host: return nil
+            }
+        }
     }
 }
 
