@@ -48,6 +48,11 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // `verify --probe`: real connection attempts from containers' network namespaces, the host
+        // and a temporary outside namespace (setns, rtnetlink, epoll; no external commands).
+        .target(name: "ZonegateProbe", dependencies: ["ZonegatePolicy", "CZonegateProbe"]),
+        // setns, unshare, accept4 and netlink macros, which Swift's Glibc module does not import.
+        .target(name: "CZonegateProbe"),
         // The reconciler: Docker events, policy reloads and periodic resyncs -> enforcement.
         .target(name: "ZonegateDaemon", dependencies: [
             "ZonegateDocker", "ZonegateRuleset", "ZonegateEngine", "ZonegatePolicy",
@@ -80,7 +85,8 @@ let package = Package(
                                                                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")]),
         // Root only, a real dockerd in private namespaces: `make test` runs them with ZONEGATE_E2E_TESTS=1.
         .testTarget(name: "ZonegateEndToEndTests", dependencies: ["ZonegateTesting"]),
+        .testTarget(name: "ZonegateProbeTests", dependencies: ["ZonegateProbe", "ZonegatePolicy"]),
         // Root only, in a private network namespace: `make test` runs them under `unshare -n`.
-        .testTarget(name: "ZonegateKernelTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl", "ZonegateEngine", "ZonegatePolicy"]),
+        .testTarget(name: "ZonegateKernelTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl", "ZonegateEngine", "ZonegatePolicy", "ZonegateProbe"]),
     ]
 )
