@@ -180,7 +180,9 @@ public struct Inventory: Hashable, Sendable, Codable {
     public static func load(file path: String) throws(Invalid) -> Inventory {
         switch BoundedFile.read(path: path, limit: PolicyLimits.Inventory.fileBytes) {
         case .success(let bytes): return try decode(bytes, file: path)
-        case .failure(let failure): throw Invalid(file: path, line: 1, column: 1, message: "the file \(failure)")
+        case .failure(let failure):
+            let text = failure.description
+            throw Invalid(file: path, line: 1, column: 1, message: text.hasPrefix("the file") ? text : "the file " + text)
         }
     }
 

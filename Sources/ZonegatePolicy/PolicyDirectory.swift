@@ -26,7 +26,7 @@ public enum PolicyDirectory {
     public static func listing(_ path: String) throws(ReadError) -> Listing {
         guard let directory = opendir(path) else {
             let reason = errno == EACCES ? "cannot be read (permission denied)" : "does not exist or is not a directory"
-            throw ReadError(description: "policy directory \(DisplayText.quoted(path)) \(reason)")
+            throw ReadError(description: "policy directory '\(DisplayText.escaped(path))' \(reason)")
         }
         defer { closedir(directory) }
         let directoryFD = dirfd(directory)

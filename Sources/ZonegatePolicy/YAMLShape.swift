@@ -107,7 +107,7 @@ enum YAMLShape {
             }
             nodes += added
             if nodes > PolicyLimits.nodesPerFile {
-                return problem("more than \(PolicyLimits.nodesPerFile) YAML nodes, counting each alias as the nodes it repeats; see docs/limits.md")
+                return problem("more than \(PolicyLimits.nodesPerFile) YAML nodes (an alias counts as every node it repeats); see docs/limits.md")
             }
             if !open.isEmpty, event.type == YAML_SCALAR_EVENT || event.type == YAML_ALIAS_EVENT { open[open.count - 1].nodes += added }
         }

@@ -112,3 +112,24 @@ final class InventoryTests: XCTestCase {
         XCTAssertEqual(inventory.containers[0].labels["empty"], "")
     }
 }
+
+/// An inventory file is read as a regular file of bounded size: a FIFO or a device is refused
+/// before any read.
+final class InventoryFileTests: XCTestCase {
+    func testOnlyRegularFilesAreRead() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-inv-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        XCTAssertEqual(mkfifo(directory + "/fifo.json", 0o644), 0)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/zero.json", withDestinationPath: "/dev/zero")
+        let cases = [("fifo.json", "the file is a FIFO (named pipe), not a regular file"), ("zero.json", "the file is a character device, not a regular file"),
+                     ("missing.json", "the file cannot be read: no such file")]
+        for (name, message) in cases {
+            XCTAssertThrowsError(try Inventory.load(file: directory + "/" + name)) { error in
+                XCTAssertEqual("\(error)", "\(directory)/\(name):1:1: error: invalid inventory: \(message)")
+            }
+        }
+        try #"{"containers": [{"name": "a"}]}"#.write(toFile: directory + "/ok.json", atomically: false, encoding: .utf8)
+        XCTAssertEqual(try Inventory.load(file: directory + "/ok.json").containers.map(\.name), ["a"])
+    }
+}

@@ -33,7 +33,7 @@ final class HostileInputTests: XCTestCase {
         // passes a million at the eighth alias of line 6 (`f`, 111,111 nodes each).
         Case(name: "billion laughs",
              text: "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + (1...9).map { "\(Character(UnicodeScalar(UInt8(97 + $0)))): &\(Character(UnicodeScalar(UInt8(97 + $0)))) [" + Array(repeating: "*\(Character(UnicodeScalar(UInt8(96 + $0))))", count: 10).joined(separator: ", ") + "]\n" }.joined(),
-             expected: [(6, 36, "more than \(PolicyLimits.nodesPerFile) YAML nodes, counting each alias as the nodes it repeats; see docs/limits.md")]),
+             expected: [(6, 36, "more than \(PolicyLimits.nodesPerFile) YAML nodes (an alias counts as every node it repeats); see docs/limits.md")]),
         Case(name: "an alias before its anchor", text: "zones: *z\n", expected: [(1, 8, "alias *z refers to no anchor defined before it (or to one that contains it)")]),
         Case(name: "too many aliases", text: "x: &x 1\ny: [" + Array(repeating: "*x", count: PolicyLimits.aliasesPerFile + 1).joined(separator: ",") + "]\n",
              expected: [(2, 5 + 3 * PolicyLimits.aliasesPerFile, "more than \(PolicyLimits.aliasesPerFile) YAML aliases in one file; see docs/limits.md")]),
@@ -207,6 +207,49 @@ final class HostileInputTests: XCTestCase {
         return text
     }
 
+    /// Seeded random edits of a real policy (brackets, indicators, control bytes, invalid UTF-8,
+    /// anchors, aliases, deletions): each parses or is rejected with one line per error.
+    func testRandomEditsNeverCrashAndGiveOneLinePerError() {
+        let base = Array("""
+            version: 1
+            defaults: {unzoned: open, action: drop, networks: [front, back]}
+            zones:
+              - name: web
+                selector: {matchLabels: {app: web}, matchExpressions: [{key: env, operator: In, values: [prod, "a b"]}]}
+              - {name: db, ingress: restricted, egress: restricted}
+            rules:
+              - name: web-db
+                from: [web, {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]
+                to: db
+                ports: &p [5432/tcp, 9000-9100/udp, icmp]
+                owner: team
+              - {from: any, to: web, ports: *p}
+            assertions:
+              - {name: no-ssh, deny: {from: web, to: db, ports: [22/tcp]}}
+            """.utf8)
+        let pieces: [[UInt8]] = ["[", "]", "{", "}", ": ", "- ", "\n  ", "&a ", "*a", "~", "\"", "'", "#", "? ", "|\n", "\t", "!!str ", ","].map { Array($0.utf8) }
+            + [[0x00], [0x07], [0x1B], [0xFF], [0xC3], [0xE2, 0x80, 0xA8]]
+        var random = SplitMix64(seed: 10)
+        for _ in 0..<400 {
+            var bytes = base
+            for _ in 0..<Int(random.next() % 6 + 1) {
+                let at = Int(random.next() % UInt64(bytes.count + 1))
+                if random.next() % 3 == 0, at < bytes.count {
+                    bytes.removeSubrange(at..<min(bytes.count, at + Int(random.next() % 8)))
+                } else {
+                    let piece = pieces[Int(random.next() % UInt64(pieces.count))]
+                    bytes.insert(contentsOf: Array(repeating: piece, count: Int(random.next() % 3 == 0 ? random.next() % 200 : 1)).joined(), at: at)
+                }
+            }
+            do {
+                _ = try PolicyParser.parse([PolicyFile(name: "r.yaml", bytes: bytes)])
+            } catch {
+                XCTAssertEqual(error.description.split(separator: "\n", omittingEmptySubsequences: false).count, error.diagnostics.count)
+                XCTAssertFalse(error.description.unicodeScalars.contains { $0.properties.generalCategory == .control && $0 != "\n" })
+            }
+        }
+    }
+
     private func assertRejected(_ name: String, _ files: [PolicyFile], _ expected: [(String, Int, Int, String)],
                                 file: StaticString = #filePath, line: UInt = #line) {
         do {
@@ -219,5 +262,18 @@ final class HostileInputTests: XCTestCase {
             XCTAssertFalse(error.description.contains { $0 == "\r" }, name, file: file, line: line)
             XCTAssertEqual(error.description.split(separator: "\n").count, error.diagnostics.count, name, file: file, line: line)
         }
+    }
+}
+
+/// A small seeded generator (SplitMix64), so that a failing case can be replayed.
+struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
