@@ -71,7 +71,7 @@ elif a.kind == "notin":
     rules.append({"name": "many-db", "from": "many", "to": "db", "ports": ["5432/tcp"]})
     asserts += [{"name": "many-not-some", "deny": {"from": "many", "to": "some"}},
                 {"name": "some-not-many", "deny": {"from": "some", "to": "many"}},
-                {"name": "many-db", "allow": {"from": "many", "to": "db", "ports": ["5432/tcp"]}},
+                {"name": "many-reaches-db", "allow": {"from": "many", "to": "db", "ports": ["5432/tcp"]}},
                 {"name": "some-db", "allow": {"from": "some", "to": "db", "ports": ["5432/tcp"]}}]
 else:
     zone("big", {"matchLabels": {f"key{i}": f"value{i}" for i in range(a.values)}}, egress="restricted")
@@ -80,7 +80,7 @@ else:
     rules.append({"name": "big-plain", "from": "big", "to": "plain", "ports": ["443/tcp"]})
     asserts += [{"name": "plain-not-big", "deny": {"from": "plain", "to": "big"}},
                 {"name": "big-not-open", "deny": {"from": "big", "to": "open"}},
-                {"name": "big-plain", "allow": {"from": "big", "to": "plain", "ports": ["443/tcp"]}}]
+                {"name": "big-reaches-plain", "allow": {"from": "big", "to": "plain", "ports": ["443/tcp"]}}]
 
 os.makedirs(a.dir, exist_ok=True)
 with open(os.path.join(a.dir, "policy.yaml"), "w") as f:

@@ -32,6 +32,9 @@ public enum LabelSatisfiability {
             // A selector that matches nothing is never matched; one with no requirement always is.
             guard let parts = selector.parts else { continue }
             if parts.isEmpty { return false }
+            // Nor is one that the required selectors already contradict (most of them, in a large
+            // policy): no clause to build.
+            if parts.contains(where: { part in domains[part.key].map { !$0.intersects(part.set) } ?? false }) { continue }
             clauses.append(parts.map { Literal(key: $0.key, allowed: $0.set.complement) })
         }
         return solve(domains, clauses)
@@ -53,24 +56,37 @@ public enum LabelSatisfiability {
     }
 
     /// Depth-first search with an explicit stack (no recursion, whatever the number of clauses):
-    /// propagate, then branch on one literal of a shortest clause, holding or failing.
+    /// propagate, then branch on the most mentioned key of a shortest clause. The key's domain is
+    /// split into classes that decide every literal on it: "a value no literal names" first
+    /// (it satisfies every literal that excludes values, which is how most clauses read), then
+    /// "absent", then each named value; past a few named values, on one literal instead (holds,
+    /// fails), so that a key of a thousand named values never makes a thousand branches at once.
     private static func search(_ start: State) -> Bool {
         var stack = [start]
         while let state = stack.popLast() {
             guard let state = propagate(state) else { continue }
             if state.clauses.isEmpty { return true }
             let clause = state.clauses.min { $0.count < $1.count }!
-            // The key mentioned most often, so that either branch simplifies the most clauses.
             var occurrences: [String: Int] = [:]
             for clause in state.clauses { for literal in clause { occurrences[literal.key, default: 0] += 1 } }
             let literal = clause.max { occurrences[$0.key]! < occurrences[$1.key]! }!
-            let domain = state.domains[literal.key] ?? .everything
-            // Pushed last, popped first: the literal holds.
-            for side in [literal.allowed.complement, literal.allowed] {
-                let narrowed = domain.intersection(side)
-                if narrowed.isEmpty { continue }
+            let key = literal.key
+            let domain = state.domains[key] ?? .everything
+            var named: Set<String> = []
+            for clause in state.clauses { for other in clause where other.key == key { named.formUnion(other.allowed.values) } }
+            named = named.filter { domain.contains($0) }
+            var classes: [ValueSet]
+            if named.count <= 8 {
+                classes = [domain.intersection(ValueSet(values: named, cofinite: true, absent: false)),
+                           domain.intersection(ValueSet(values: [], cofinite: false, absent: true))]
+                classes += named.sorted().map { ValueSet(values: [$0], cofinite: false, absent: false) }
+            } else {
+                classes = [domain.intersection(literal.allowed), domain.intersection(literal.allowed.complement)]
+            }
+            // Pushed in reverse: the first class is tried first.
+            for narrowed in classes.reversed() where !narrowed.isEmpty {
                 var domains = state.domains
-                domains[literal.key] = narrowed
+                domains[key] = narrowed
                 stack.append((domains, state.clauses))
             }
         }

@@ -151,7 +151,8 @@ public struct AssertionProver: Sendable {
                 var open: [Int] = []
                 for index in remaining {
                     let rule = policy.rules[index]
-                    guard model.satisfiable(sender, matchingAnyOf: rule.from),
+                    guard !sender.excludesAll(of: rule.from, model), !receiver.excludesAll(of: rule.to, model),
+                          model.satisfiable(sender, matchingAnyOf: rule.from),
                           model.satisfiable(receiver, matchingAnyOf: rule.to) else { continue }  // no longer covers anyone
                     let senderOut = sender.excluding(rule.from, model), receiverOut = receiver.excluding(rule.to, model)
                     switch (model.satisfiable(senderOut), model.satisfiable(receiverOut)) {

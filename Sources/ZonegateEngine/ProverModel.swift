@@ -17,6 +17,7 @@ final class ProverModel {
     /// Per block, the region classes inside it.
     private let regionsInBlock: [[Int]]
     private var cache: [Query: Bool] = [:]
+    private var labelCache: [LabelQuery: Bool] = [:]
     private var candidates: [CandidateKey: [Int]] = [:]
     private var openSides: [CandidateKey: [(zone: String, text: String)]?] = [:]
     /// Per endpoint, the rules that name it in `from` (and in `to`).
@@ -173,7 +174,18 @@ final class ProverModel {
         } else if !needed.allSatisfy({ regionsInBlock[$0].contains(where: allowed) }) {
             return false
         }
-        return labelsSatisfiable(required: party.selectors + wanted.selectors, peer)
+        // Labels: cached apart, as many questions differ only in addresses.
+        let key = LabelQuery(party: zoneNumber(peer.party), wanted: zoneNumber(endpoint), excluded: peer.excludedZones,
+                             restricted: peer.restricted)
+        if let known = labelCache[key] { return known }
+        let answer = labelsSatisfiable(required: party.selectors + wanted.selectors, peer)
+        labelCache[key] = answer
+        return answer
+    }
+
+    private func zoneNumber(_ endpoint: Endpoint?) -> Int? {
+        if case .zone(let name)? = endpoint { return zoneIndex[name] ?? -1 }
+        return nil
     }
 
     private func labelsSatisfiable(required: [CompiledSelector], _ peer: PeerConstraint) -> Bool {
@@ -181,6 +193,13 @@ final class ProverModel {
         guard let side = peer.restricted else {
             return LabelSatisfiability.satisfiable(matching: required, notMatching: excluded)
         }
+        // A party whose own zone restricts that side: every member is restricted. Otherwise,
+        // when no member is left at all, no zone needs trying.
+        let unrestricted = LabelSatisfiability.satisfiable(matching: required, notMatching: excluded)
+        if case .zone(let name) = peer.party, let own = zoneIndex[name], policy.zones[own].access(side) == .restricted {
+            return unrestricted
+        }
+        if !unrestricted { return false }
         // Restricted by one of the zones that restrict that side (in any mode) ...
         for zone in restrictingCandidates(side, party: peer.party) where !peer.excludedZones.contains(zone) {
             if LabelSatisfiability.satisfiable(matching: required + [selectors[zone]], notMatching: excluded) { return true }
@@ -269,9 +288,11 @@ final class ProverModel {
             policy.zones[$0].access(side) == .restricted && policy.mode(of: policy.zones[$0]) == .enforce
         }
         let restrictingSelectors = restricting.map { selectors[$0] }
-        // Outside every enforcing restriction first: when no container of the party is, no zone
+        let ownIsRestricting: Bool
+        if case .zone(let name) = party, let own = zoneIndex[name] { ownIsRestricting = restricting.contains(own) } else { ownIsRestricting = false }
+        // Outside every enforcing restriction first (never, for a zone that restricts that side): when no container of the party is, no zone
         // needs trying one by one.
-        if containerSatisfiable(peer), let own = containerSelectors(party),
+        if !ownIsRestricting, containerSatisfiable(peer), let own = containerSelectors(party),
            LabelSatisfiability.satisfiable(matching: own.selectors, notMatching: restrictingSelectors) {
             let restrictingSet = Set(restricting)
             // The party's own zone first, so the message names it when it is the open one.
@@ -293,6 +314,13 @@ final class ProverModel {
         }
         if outsideSatisfiable(peer) || hostSatisfiable(peer) { return [] }
         return nil
+    }
+
+    private struct LabelQuery: Hashable {
+        var party: Int?
+        var wanted: Int?
+        var excluded: Set<Int>
+        var restricted: Side?
     }
 
     private struct Query: Hashable {
@@ -322,6 +350,19 @@ struct PeerConstraint: Hashable {
     init(party: Endpoint, restricted: Side? = nil) {
         self.party = party
         self.restricted = restricted
+    }
+
+    /// Whether every one of the endpoints is excluded already (then no peer left matches them).
+    func excludesAll(of endpoints: [Endpoint], _ model: ProverModel) -> Bool {
+        endpoints.allSatisfy { endpoint in
+            switch endpoint {
+            case .any: return excludesEverything
+            case .world: return excludesWorld
+            case .host: return excludesHost
+            case .zone(let name): return model.zone(name).map(excludedZones.contains) ?? true
+            case .cidr(let block): return model.block(block).map(excludedBlocks.contains) ?? false
+            }
+        }
     }
 
     /// The same peers less those matching any of the endpoints.
