@@ -6,7 +6,7 @@ ZONEGATE := .build/debug/zonegate
 # docker.io brings containerd, runc and iptables: the end-to-end tests and the demo start a private dockerd.
 DEBIAN_PACKAGES := pkg-config libnftnl-dev libmnl-dev nftables iproute2 busybox-static python3 docker.io
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test fuzz bench clean
 
 all: build
 
@@ -34,8 +34,21 @@ demo: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	SWIFT=$(SWIFT) Fuzz/build.sh
+	SWIFT=$(SWIFT) FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) Fuzz/run.sh
 	ZONEGATE_KERNEL_TESTS=1 unshare --net --mount --propagation private -- $(SWIFT) test --skip-build --no-parallel --filter ZonegateKernelTests
 	ZONEGATE_E2E_TESTS=1 unshare --net --mount --propagation private -- $(SWIFT) test --skip-build --no-parallel --filter ZonegateEndToEndTests
+
+# libFuzzer targets for every decoder of outside input (docs/fuzzing.md): each runs FUZZ_SECONDS
+# from its seed corpus (Fuzz/corpus), growing a scratch corpus under .build/fuzz; a crash, hang or
+# out-of-memory is kept as a test case in Fuzz/crashes/<target>/ and fails the run.
+# `make test` runs each for FUZZ_TEST_SECONDS and replays the kept cases.
+FUZZ_SECONDS ?= 180
+FUZZ_TEST_SECONDS ?= 5
+fuzz: deps
+	$(SWIFT) package resolve
+	SWIFT=$(SWIFT) Fuzz/build.sh
+	SWIFT=$(SWIFT) FUZZ_SECONDS=$(FUZZ_SECONDS) Fuzz/run.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build

@@ -97,6 +97,7 @@ public final class ConntrackTable: @unchecked Sendable {
 
     /// A connection from a dump message; nil for what zonegate does not judge (no IP tuple).
     static func decode(_ bytes: [UInt8]) -> TrackedConnection? {
+        guard bytes.count >= 20 else { return nil }     // nlmsghdr, nfgenmsg
         let top = attributes(bytes[20...])
         guard let original = top[tupleOriginal].map(parseTuple), let reply = top[tupleReply].map(parseTuple),
               let source = original.source, let destination = original.destination, let replySource = reply.source else { return nil }

@@ -92,6 +92,7 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
             table.sets.append(decoded)
         }
         for message in try dump(NFT_MSG_GETRULE, family: family, table: table.name) {
+            guard RuleCodec.expressionsAreNamed(message) else { throw .malformedReply("rule expression without a name") }
             let rule = try parse(message, nftnl_rule_alloc, nftnl_rule_free, nftnl_rule_nlmsg_parse) { rule throws(NetfilterError) in
                 (nftnl_rule_get_str(rule, attr(NFTNL_RULE_TABLE)).map { String(cString: $0) },
                  nftnl_rule_get_str(rule, attr(NFTNL_RULE_CHAIN)).map { String(cString: $0) }, try RuleCodec.decode(rule))
@@ -109,6 +110,7 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
         for _ in 0..<Self.elementDumpAttempts {
             var elements: [KernelElement] = []
             for message in try dump(NFT_MSG_GETSETELEM, family: table.family.rawValue, table: table.name, set: set) {
+                guard SetCodec.elementAttributesKnown(message) else { throw .malformedReply("set element attribute unknown to libnftnl") }
                 elements += try parse(message, nftnl_set_alloc, nftnl_set_free, nftnl_set_elems_nlmsg_parse) { parsed throws(NetfilterError) in
                     try SetCodec.decodeElements(parsed)
                 }

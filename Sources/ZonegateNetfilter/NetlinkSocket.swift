@@ -9,8 +9,9 @@ struct NetlinkMessage {
     var sequence: UInt32 { Self.u32(bytes, at: 8) }
     /// For `NLMSG_ERROR` (`struct nlmsgerr` after the 16-byte header): the error
     /// (0 for an ack), then the header of the message it answers, whose sequence is 8 bytes in.
-    var ackError: Int32 { Int32(bitPattern: Self.u32(bytes, at: 16)) }
-    var ackedSequence: UInt32 { Self.u32(bytes, at: 20 + 8) }
+    /// A truncated error message reads as `EBADMSG`, never as an ack.
+    var ackError: Int32 { bytes.count >= 20 ? Int32(bitPattern: Self.u32(bytes, at: 16)) : -EBADMSG }
+    var ackedSequence: UInt32 { bytes.count >= 32 ? Self.u32(bytes, at: 20 + 8) : 0 }
 
     static func u32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         bytes[offset..<offset + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) }
@@ -29,9 +30,27 @@ struct NetlinkMessage {
         return messages
     }
 
+    /// A TLV stream walked as libmnl walks it: up to the first attribute that does not fit.
+    static func attributes(_ bytes: ArraySlice<UInt8>) -> [(type: UInt16, payload: ArraySlice<UInt8>)] {
+        var result: [(type: UInt16, payload: ArraySlice<UInt8>)] = []
+        var offset = bytes.startIndex
+        while bytes.endIndex - offset >= 4 {
+            let length = Int(UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8)
+            guard length >= 4, length <= bytes.endIndex - offset else { break }
+            result.append(((UInt16(bytes[offset + 2]) | UInt16(bytes[offset + 3]) << 8) & 0x3fff,    // NLA_TYPE_MASK
+                           bytes[(offset + 4)..<(offset + length)]))
+            offset += min((length + 3) & ~3, bytes.endIndex - offset)
+        }
+        return result
+    }
+
     /// The message as the `nlmsghdr` libnftnl's parsers expect, valid during `body`.
+    /// Zeros follow it: libmnl walks attributes up to the length rounded up to 4, and libnftnl
+    /// takes string attributes as C strings without looking for their NUL, so a malformed message
+    /// (unaligned, or a string without its NUL) would otherwise have them read past its end.
     func withHeader<Result>(_ body: (UnsafePointer<nlmsghdr>) -> Result) -> Result {
-        bytes.withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)) }
+        let padded = bytes + [UInt8](repeating: 0, count: 4 + (4 - bytes.count % 4) % 4)
+        return padded.withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)) }
     }
 }
 

@@ -1,0 +1,1 @@
+../../../Sources/ZonegateDocker/DockerEngine.swift

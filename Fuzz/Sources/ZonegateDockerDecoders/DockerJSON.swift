@@ -1,0 +1,1 @@
+../../../Sources/ZonegateDocker/DockerJSON.swift
