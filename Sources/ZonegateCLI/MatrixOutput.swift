@@ -5,6 +5,8 @@ import ZonegatePolicy
 /// Where streamed output goes: standard output through a fixed buffer, or a string in tests.
 protocol TextSink {
     mutating func write(_ text: String) throws
+    /// Pre-encoded UTF-8: rows are assembled from pieces encoded once, with no string per row.
+    mutating func write(_ bytes: [UInt8]) throws
     mutating func flush() throws
 }
 
@@ -24,6 +26,11 @@ struct StandardOutput: TextSink {
 
     mutating func write(_ text: String) throws {
         buffer.append(contentsOf: text.utf8)
+        if buffer.count >= capacity { try flush() }
+    }
+
+    mutating func write(_ bytes: [UInt8]) throws {
+        buffer.append(contentsOf: bytes)
         if buffer.count >= capacity { try flush() }
     }
 
@@ -47,6 +54,7 @@ struct StandardOutput: TextSink {
 struct StringSink: TextSink {
     var text = ""
     mutating func write(_ text: String) throws { self.text += text }
+    mutating func write(_ bytes: [UInt8]) throws { text += String(decoding: bytes, as: UTF8.self) }
     mutating func flush() throws {}
 }
 
@@ -82,23 +90,31 @@ struct MatrixRenderer {
     /// Writes the given rows (their ends index `names`) to `sink`.
     func render<Sink: TextSink>(names: [String], destinationNames: [String], ports: [[ServicePort]], to sink: inout Sink,
                                 rows walk: ((MatrixRow) throws -> Void) throws -> Void) throws -> Int {
-        var counts: [VerdictKind: Int] = [.allow: 0, .deny: 0, .audit: 0]
+        var allowed = 0, denied = 0, audited = 0
         var count = 0
+        // Every piece of a row (a name, a port, a verdict, a list of rules) is encoded, escaped
+        // and padded once; a row is those pieces' bytes, one after the other.
+        func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+        var portCache = BoundedCache<ServicePort, [UInt8]>()
+        var rulesCache = BoundedCache<[String], [UInt8]>()
         switch format {
         case .json:
-            let quoted = names.map(JSONText.quoted)
             try sink.write("{\n  \(JSONText.quoted("policyDigest")): \(JSONText.quoted(digest)),\n  \"flows\": ")
-            var rulesCache = BoundedCache<[String], String>()
-            var portCache = BoundedCache<ServicePort, String>()
+            let first = bytes("[\n    "), next = bytes(",\n    ")
+            let sources = names.map { bytes("{ \"from\": \(JSONText.quoted($0)), ") }
+            let destinations = names.map { bytes("\"to\": \(JSONText.quoted($0)), ") }
+            let verdicts = Dictionary(uniqueKeysWithValues: Self.verdicts.map { ($0, bytes("\"verdict\": \"\($0.rawValue)\", \"rules\": ")) })
+            let noRules = bytes("[] }")
             try walk { row in
-                try sink.write(count == 0 ? "[\n    " : ",\n    ")
+                try sink.write(count == 0 ? first : next)
                 count += 1
-                let port = portCache.value(for: row.port) { port in
-                    "\"port\": \(port.proto.hasPorts ? String(port.number) : "null"), \"proto\": \"\(port.proto.rawValue)\""
-                }
-                let rules = rulesCache.value(for: row.rules) { JSONValue.strings($0).rendered() }
-                try sink.write("{ \"from\": \(quoted[row.source]), \"to\": \(quoted[row.destination]), \(port), "
-                    + "\"verdict\": \"\(row.verdict.rawValue)\", \"rules\": \(rules) }")
+                try sink.write(sources[row.source])
+                try sink.write(destinations[row.destination])
+                try sink.write(portCache.value(for: row.port) { port in
+                    bytes("\"port\": \(port.proto.hasPorts ? String(port.number) : "null"), \"proto\": \"\(port.proto.rawValue)\", ")
+                })
+                try sink.write(verdicts[row.verdict]!)
+                try sink.write(row.rules.isEmpty ? noRules : rulesCache.value(for: row.rules) { bytes(JSONValue.strings($0).rendered() + " }") })
             }
             try sink.write(count == 0 ? "[]\n}\n" : "\n  ]\n}\n")
         case .table, .markdown:
@@ -120,25 +136,36 @@ struct MatrixRenderer {
                 .map { escaped[$0].count }.max() ?? 0))
             let portWidth = max(header[2].count, ports.joined().map { $0.description.count }.max() ?? 0)
             let verdictWidth = header[3].count
-            let widths = [fromWidth, toWidth, portWidth, verdictWidth]
-            if !markdown { try sink.write(Self.tableLine(header, widths) + "\n") }
-            // Each name, port, verdict and list of rules is escaped and padded once, not per row.
+            if !markdown { try sink.write(Self.tableLine(header, [fromWidth, toWidth, portWidth, verdictWidth]) + "\n") }
+            // A table row without rules ends at its verdict (no trailing spaces); a Markdown row
+            // always has its five cells.
             let separator = markdown ? " | " : "  "
-            let sources = escaped.map { Self.padded($0, markdown ? 0 : fromWidth) + separator }
-            let destinations = escaped.map { Self.padded($0, markdown ? 0 : toWidth) + separator }
-            let verdicts = Dictionary(uniqueKeysWithValues: ([.allow, .deny, .audit] as [VerdictKind]).map { ($0, Self.padded($0.rawValue, markdown ? 0 : verdictWidth) + separator) })
-            var portCache = BoundedCache<ServicePort, String>()
-            var rulesCache = BoundedCache<[String], String>()
-            let start = markdown ? "| " : "", end = markdown ? " |\n" : "\n"
+            let start = bytes(markdown ? "| " : "")
+            let end = bytes(markdown ? " |\n" : "\n")
+            let sources = escaped.map { bytes(Self.padded($0, markdown ? 0 : fromWidth) + separator) }
+            let destinations = escaped.map { bytes(Self.padded($0, markdown ? 0 : toWidth) + separator) }
+            let verdicts = Dictionary(uniqueKeysWithValues: Self.verdicts.map { ($0, bytes(Self.padded($0.rawValue, markdown ? 0 : verdictWidth) + separator)) })
+            let lastVerdicts = Dictionary(uniqueKeysWithValues: Self.verdicts.map { ($0, bytes($0.rawValue + (markdown ? separator : ""))) })
             try walk { row in
                 count += 1
-                counts[row.verdict, default: 0] += 1
-                let port = portCache.value(for: row.port) { Self.padded($0.description, markdown ? 0 : portWidth) + separator }
-                let rules = rulesCache.value(for: row.rules) { $0.map { Escape.text($0, markdown: markdown) }.joined(separator: ", ") }
-                let line = start + sources[row.source] + destinations[row.destination] + port + verdicts[row.verdict]! + rules
-                try sink.write((markdown ? line : line.trimmingTrailingSpaces()) + end)
+                switch row.verdict {
+                case .allow: allowed += 1
+                case .deny: denied += 1
+                case .audit: audited += 1
+                }
+                try sink.write(start)
+                try sink.write(sources[row.source])
+                try sink.write(destinations[row.destination])
+                try sink.write(portCache.value(for: row.port) { bytes(Self.padded($0.description, markdown ? 0 : portWidth) + separator) })
+                if row.rules.isEmpty {
+                    try sink.write(lastVerdicts[row.verdict]!)
+                } else {
+                    try sink.write(verdicts[row.verdict]!)
+                    try sink.write(rulesCache.value(for: row.rules) { bytes($0.map { Escape.text($0, markdown: markdown) }.joined(separator: ", ")) })
+                }
+                try sink.write(end)
             }
-            let total = "\(count) flows: \(counts[.allow]!) allow, \(counts[.deny]!) deny, \(counts[.audit]!) audit"
+            let total = "\(count) flows: \(allowed) allow, \(denied) deny, \(audited) audit"
             try sink.write(markdown ? "\n\(total)\n" : "\(total)\n")
             let warnings = unenforced.map { attachment in
                 "unenforced: \(Escape.text(attachment.container, markdown: markdown)) on \(Escape.text(attachment.network, markdown: markdown)) "
@@ -153,6 +180,8 @@ struct MatrixRenderer {
         try sink.flush()
         return count
     }
+
+    private static let verdicts: [VerdictKind] = [.allow, .deny, .audit]
 
     /// `text` followed by spaces up to `width` characters (none when it is as long or longer).
     static func padded(_ text: String, _ width: Int) -> String {

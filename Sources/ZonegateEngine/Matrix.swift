@@ -70,43 +70,97 @@ public struct ReachabilityMatrix: Sendable {
     public var sourceCount: Int { evaluator.inventory.containers.count + 2 }
 
     /// Every row, in inventory order (containers as sources first, then `world`, then `host`),
-    /// handed to `body` as it is computed. Verdicts are computed once per (source identity,
-    /// destination identity, port) and kept in a cache of bounded size.
-    public func forEachRow(_ body: (MatrixRow) throws -> Void) rethrows {
+    /// handed to `body` as it is computed.
+    ///
+    /// A verdict depends only on (source class, destination identity, port). Each distinct
+    /// (destination identity, port) is a slot, numbered once before the walk; a source class
+    /// keeps one outcome per slot, so a row costs one array read once its class has met the slot.
+    /// The outcomes kept are bounded (`memoLimit`): past it they are forgotten and recomputed.
+    ///
+    /// - Parameter memoLimit: outcomes kept at once (tests make it small to exercise forgetting).
+    public func forEachRow(memoLimit: Int = Self.memoLimit, _ body: (MatrixRow) throws -> Void) rethrows {
         let containers = evaluator.inventory.containers
-        let classes = containers.indices.map { PeerClass(.container($0), evaluator) }
+        let identities = evaluator.identityOfContainer
         // Only containers with ports are destinations of any row.
-        let destinations = containers.indices.compactMap { index -> (index: Int, ports: [ServicePort])? in
+        var slotOf: [SlotKey: Int32] = [:]
+        var slots: [(identity: Int, port: ServicePort)] = []
+        var destinations: [(index: Int, ports: [ServicePort], slots: [Int32])] = []
+        for index in containers.indices {
             let ports = Self.distinct(containers[index].ports)
-            return ports.isEmpty ? nil : (index, ports)
+            guard !ports.isEmpty else { continue }
+            let numbers = ports.map { port -> Int32 in
+                let key = SlotKey(identity: identities[index], port: port)
+                if let known = slotOf[key] { return known }
+                slots.append((identities[index], port))
+                slotOf[key] = Int32(slots.count - 1)
+                return Int32(slots.count - 1)
+            }
+            destinations.append((index, ports, numbers))
         }
+        slotOf = [:]
         guard !destinations.isEmpty else { return }
-        var cache: [VerdictKey: (verdict: VerdictKind, rules: [String])] = [:]
+
+        // Distinct outcomes, each once (most rows share a handful).
+        var outcomes: [(verdict: VerdictKind, rules: [String])] = []
+        var outcomeNumbers: [Outcome: Int] = [:]
+        var memo: [Int: [Int32]] = [:]
+        var remembered = 0
         for source in 0..<(containers.count + 2) {
-            let sourceClass = source < containers.count ? classes[source] : (source == containers.count ? .world : .host)
+            let sourceClass: PeerClass, sourceKey: Int
+            if source < containers.count {
+                sourceKey = identities[source]
+                sourceClass = PeerClass(.container(identity: sourceKey))
+            } else {
+                sourceKey = source == containers.count ? -1 : -2
+                sourceClass = source == containers.count ? .world : .host
+            }
+            var known: [Int32]
+            if let kept = memo.removeValue(forKey: sourceKey) {
+                known = kept
+            } else {
+                if remembered + slots.count > memoLimit {
+                    memo.removeAll()
+                    outcomes.removeAll(keepingCapacity: true)
+                    outcomeNumbers.removeAll(keepingCapacity: true)
+                    remembered = 0
+                }
+                known = [Int32](repeating: -1, count: slots.count)
+                remembered += slots.count
+            }
             for destination in destinations where destination.index != source {
-                let destinationClass = classes[destination.index]
-                for port in destination.ports {
-                    let key = VerdictKey(source: sourceClass, destination: destinationClass, port: port)
-                    let outcome: (verdict: VerdictKind, rules: [String])
-                    if let cached = cache[key] {
-                        outcome = cached
-                    } else {
-                        let decision = evaluator.decide(from: sourceClass, to: destinationClass, port: port)
-                        outcome = (decision.verdict, decision.verdict == .allow ? decision.rules : [])
-                        // Bounded: identities x identities x ports can exceed the rows' own scale.
-                        if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-                        cache[key] = outcome
+                for (port, slot) in zip(destination.ports, destination.slots) {
+                    var outcome = Int(known[Int(slot)])
+                    if outcome < 0 {
+                        let decision = evaluator.decide(from: sourceClass, to: PeerClass(.container(identity: slots[Int(slot)].identity)), port: port)
+                        let found = Outcome(verdict: decision.verdict, rules: decision.verdict == .allow ? decision.rules : [])
+                        outcome = outcomeNumbers[found] ?? {
+                            outcomes.append((found.verdict, found.rules))
+                            outcomeNumbers[found] = outcomes.count - 1
+                            return outcomes.count - 1
+                        }()
+                        known[Int(slot)] = Int32(outcome)
                     }
                     try body(MatrixRow(source: source, destination: destination.index, port: port,
-                                       verdict: outcome.verdict, rules: outcome.rules))
+                                       verdict: outcomes[outcome].verdict, rules: outcomes[outcome].rules))
                 }
             }
+            memo[sourceKey] = known
         }
     }
 
-    /// Verdicts remembered at once while walking the rows.
-    static let cacheLimit = 1 << 16
+    /// Outcomes remembered at once (slots x source classes) while walking the rows: 2 million
+    /// (8 MB of indices; the distinct outcomes among them are no more).
+    public static let memoLimit = 1 << 21
+
+    private struct Outcome: Hashable {
+        var verdict: VerdictKind
+        var rules: [String]
+    }
+
+    private struct SlotKey: Hashable {
+        var identity: Int
+        var port: ServicePort
+    }
 
     /// Every row with its names, collected: for tests and small inventories; `forEachRow` for
     /// output.
@@ -156,12 +210,6 @@ public struct ReachabilityMatrix: Sendable {
     private static func distinct(_ ports: [ServicePort]) -> [ServicePort] {
         var seen: Set<ServicePort> = []
         return ports.filter { seen.insert($0).inserted }
-    }
-
-    private struct VerdictKey: Hashable {
-        var source: PeerClass
-        var destination: PeerClass
-        var port: ServicePort
     }
 
     private struct DestinationGroup: Hashable {

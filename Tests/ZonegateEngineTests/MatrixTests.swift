@@ -120,6 +120,10 @@ final class MatrixTests: XCTestCase {
         matrix.forEachRow { row in streamed.append("\(names[row.source])>\(names[row.destination]) \(row.port) \(row.verdict) \(row.rules)") }
         let collected = matrix.flows().map { "\($0.from)>\($0.to) \($0.port) \($0.verdict) \($0.rules)" }
         XCTAssertEqual(streamed, collected)
+        // Outcomes forgotten every few sources (a memo of 7) change no row.
+        var forgetful: [String] = []
+        matrix.forEachRow(memoLimit: 7) { row in forgetful.append("\(names[row.source])>\(names[row.destination]) \(row.port) \(row.verdict) \(row.rules)") }
+        XCTAssertEqual(forgetful, streamed)
         XCTAssertEqual(streamed.count, 62 * 60 - 60 + 20 * (62 - 1), "443/tcp listed twice counts once")
         // Each row agrees with a verdict computed on its own.
         var index = 0
