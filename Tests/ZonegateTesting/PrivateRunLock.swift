@@ -9,8 +9,15 @@ import Foundation
 public enum PrivateRunLock {
     public static let path = "/run/zonegate.lock"
 
-    /// Idempotent; throws unless the process has a private mount namespace.
+    private static let once = NSLock()
+
+    /// Idempotent and safe to call from concurrent tests; throws unless the process has a
+    /// private mount namespace.
     public static func prepare() throws {
+        try once.withLock { try mountPrivateFile() }
+    }
+
+    private static func mountPrivateFile() throws {
         try PrivateNetworkNamespace.requirePrecondition()
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         if mounts.split(separator: "\n").contains(where: { $0.split(separator: " ").dropFirst(4).first == Substring(path) }) {
