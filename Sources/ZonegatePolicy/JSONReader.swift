@@ -46,8 +46,10 @@ public enum JSONReader {
     }
 
     public static func parse(_ bytes: [UInt8], maxDepth: Int) throws(SyntaxError) -> JSONNode {
-        var scanner = Scanner(bytes: bytes)
-        return try scanner.document(maxDepth: maxDepth)
+        try bytes.withUnsafeBufferPointer { (buffer) throws(SyntaxError) -> JSONNode in
+            var scanner = Scanner(bytes: buffer)
+            return try scanner.document(maxDepth: maxDepth)
+        }
     }
 
     private struct Frame {
@@ -61,12 +63,13 @@ public enum JSONReader {
     }
 
     private struct Scanner {
-        let bytes: [UInt8]
+        /// The text, borrowed for the parse (no reference counting per byte read).
+        let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
         var line = 1
         var column = 1
 
-        init(bytes: [UInt8]) {
+        init(bytes: UnsafeBufferPointer<UInt8>) {
             self.bytes = bytes
             // A UTF-8 byte order mark is not JSON, but editors write it: skipped.
             if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { index = 3 }
@@ -168,6 +171,8 @@ public enum JSONReader {
             }
         }
 
+        static let simpleEscapes: [UInt8: UInt8] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 0x08, 0x66: 0x0C, 0x6E: 0x0A, 0x72: 0x0D, 0x74: 0x09]
+
         mutating func literal(_ word: String) throws(SyntaxError) {
             for byte in word.utf8 {
                 guard current == byte else { throw fail("expected a JSON value") }
@@ -207,8 +212,7 @@ public enum JSONReader {
                 case UInt8(ascii: "\\"):
                     advance()
                     guard let escape = current else { throw fail("unexpected end of the file in a string") }
-                    let simple: [UInt8: UInt8] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 0x08, 0x66: 0x0C, 0x6E: 0x0A, 0x72: 0x0D, 0x74: 0x09]
-                    if let replacement = simple[escape] {
+                    if let replacement = Self.simpleEscapes[escape] {
                         result.append(replacement)
                         advance()
                     } else if escape == UInt8(ascii: "u") {
@@ -232,8 +236,15 @@ public enum JSONReader {
                 case 0..<0x20:
                     throw fail("a control character in a string; write it as an escape such as \\n or \\u0000")
                 default:
-                    result.append(byte)
-                    advance()
+                    // A run of plain bytes at once: no line break can be among them.
+                    let start = index
+                    while index < bytes.count {
+                        let plain = bytes[index]
+                        if plain == UInt8(ascii: "\"") || plain == UInt8(ascii: "\\") || plain < 0x20 { break }
+                        if plain & 0xC0 != 0x80 { column += 1 }
+                        index += 1
+                    }
+                    result.append(contentsOf: bytes[start..<index])
                 }
             }
         }
