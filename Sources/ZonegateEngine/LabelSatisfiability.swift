@@ -59,8 +59,9 @@ public enum LabelSatisfiability {
     /// propagate, then branch on the most mentioned key of a shortest clause. The key's domain is
     /// split into classes that decide every literal on it: "a value no literal names" first
     /// (it satisfies every literal that excludes values, which is how most clauses read), then
-    /// "absent", then each named value; past a few named values, on one literal instead (holds,
-    /// fails), so that a key of a thousand named values never makes a thousand branches at once.
+    /// "absent", then each named value; past a few named values, the named ones together, split
+    /// later on one literal at a time (holds, fails), so that a key of a thousand named values
+    /// never makes a thousand branches at once.
     private static func search(_ start: State) -> Bool {
         var stack = [start]
         while let state = stack.popLast() {
@@ -75,11 +76,13 @@ public enum LabelSatisfiability {
             var named: Set<String> = []
             for clause in state.clauses { for other in clause where other.key == key { named.formUnion(other.allowed.values) } }
             named = named.filter { domain.contains($0) }
+            let unnamed = domain.intersection(ValueSet(values: named, cofinite: true, absent: false))
+            let absent = domain.intersection(ValueSet(values: [], cofinite: false, absent: true))
             var classes: [ValueSet]
             if named.count <= 8 {
-                classes = [domain.intersection(ValueSet(values: named, cofinite: true, absent: false)),
-                           domain.intersection(ValueSet(values: [], cofinite: false, absent: true))]
-                classes += named.sorted().map { ValueSet(values: [$0], cofinite: false, absent: false) }
+                classes = [unnamed, absent] + named.sorted().map { ValueSet(values: [$0], cofinite: false, absent: false) }
+            } else if !unnamed.isEmpty || !absent.isEmpty {
+                classes = [unnamed, absent, ValueSet(values: named, cofinite: false, absent: false)]
             } else {
                 classes = [domain.intersection(literal.allowed), domain.intersection(literal.allowed.complement)]
             }

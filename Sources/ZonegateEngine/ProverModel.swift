@@ -24,6 +24,7 @@ final class ProverModel {
     private let rulesNamingInFrom: [Endpoint: [Int]]
     private let rulesNamingInTo: [Endpoint: [Int]]
     private var reachable: [ReachKey: RuleReach] = [:]
+    private var compatible: [Endpoint: Set<Int>] = [:]
 
     /// `also`: assertions outside the policy whose CIDR endpoints must be known too.
     init(policy: Policy, also extra: [Assertion] = []) {
@@ -57,9 +58,22 @@ final class ProverModel {
         if let known = reachable[key] { return known }
         var reach = RuleReach(any: RuleBits(count: policy.rules.count), containers: RuleBits(count: policy.rules.count))
         let peer = PeerConstraint(party: party)
+        let hasContainers = containerSatisfiable(peer)
+        let partySelectors = containerSelectors(party)?.selectors ?? []
+        // Zones: one label question per zone and party, shared by both sides.
+        let zones = hasContainers ? compatibleZones(party, partySelectors) : []
+        let outsideOrHost = outsideSatisfiable(peer) || hostSatisfiable(peer)
         for (endpoint, rules) in side == .from ? rulesNamingInFrom : rulesNamingInTo {
-            let container = containerSatisfiable(peer, matching: endpoint)
-            guard container || outsideSatisfiable(peer, matching: endpoint) || hostSatisfiable(peer, matching: endpoint) else { continue }
+            let container: Bool
+            switch endpoint {
+            case .zone(let name): container = zoneIndex[name].map(zones.contains) ?? false
+            // A container may hold an address in any block besides the party's: no label question.
+            case .cidr(let block): container = hasContainers && blockIndex[block].map { !regionsInBlock[$0].isEmpty } ?? false
+            case .any: container = hasContainers
+            case .world, .host: container = false
+            }
+            guard container || (outsideOrHost && (outsideSatisfiable(peer, matching: endpoint) || hostSatisfiable(peer, matching: endpoint)))
+            else { continue }
             for rule in rules {
                 reach.any.insert(rule)
                 if container { reach.containers.insert(rule) }
@@ -67,6 +81,16 @@ final class ProverModel {
         }
         reachable[key] = reach
         return reach
+    }
+
+    /// The zones that can share a container with a member of the party.
+    private func compatibleZones(_ party: Endpoint, _ partySelectors: [CompiledSelector]) -> Set<Int> {
+        if let known = compatible[party] { return known }
+        let found = Set(policy.zones.indices.filter {
+            LabelSatisfiability.satisfiable(matching: partySelectors + [selectors[$0]], notMatching: [])
+        })
+        compatible[party] = found
+        return found
     }
 
     enum RuleSide: Hashable { case from, to }
