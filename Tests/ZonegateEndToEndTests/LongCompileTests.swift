@@ -9,8 +9,8 @@ import ZonegateTesting
 struct LongCompileTests {
     /// basePolicy's zones and rules, plus `zones` zones, `rules` rules and `cidrs` /32 CIDRs among
     /// their destinations (deterministic).
-    static func largePolicy(zones: Int = 197, rules: Int = 2000, cidrs: Int = 250) -> String {
-        var generator = SplitMix(seed: 10)
+    static func largePolicy(zones: Int = 197, rules: Int = 2000, cidrs: Int = 250, seed: UInt64 = 10) -> String {
+        var generator = SplitMix(seed: seed)
         let names = (0..<zones).map { String(format: "z%03d", $0) }
         // basePolicy's zones, then the new ones; its rules, then the new ones.
         let base = basePolicy.components(separatedBy: "\nrules:\n")
@@ -63,11 +63,16 @@ struct LongCompileTests {
         let classifiedAfter = Date().timeIntervalSince(loaded)
         #expect(try eventually { try reaches(late, api, 8080) })
         #expect(try !reaches(late, db, 5432))
-        let applied = daemon.lines.dropFirst(mark).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            .first { $0["message"] as? String == "applied" && ($0["reason"] as? String)?.contains("policy directory changed") == true }
-        let compiled = applied != nil
-        let compileMilliseconds = (applied?["duration_ms"] as? NSNumber)?.doubleValue
+        let compiled = daemon.lines.dropFirst(mark).contains { $0.contains("\"applied\"") && $0.contains("policy directory changed") }
 
+        // Applied by now (an unfinished compile goes on): a second large policy, and SIGTERM as
+        // soon as it is read, in the middle of its compile.
+        #expect(daemon.waitFor(after: mark, timeout: .seconds(600)) { entry in
+            (entry["message"] as? String) == "applied" && (entry["reason"] as? String)?.contains("policy directory changed") == true
+        })
+        let second = daemon.mark
+        try host.writePolicy(Self.largePolicy(seed: 11))
+        #expect(daemon.waitForMessage("policy loaded", after: second), "\(daemon.tail())")
         let stopping = Date()
         daemon.send(SIGTERM)
         var ended = false
@@ -79,8 +84,13 @@ struct LongCompileTests {
         #expect(ended, "SIGTERM did not end the daemon within 10 s:\n\(daemon.tail())")
         // Debug build, 2 cores: a second is the goal; a few allow for a loaded machine.
         #expect(stopSeconds < 3, "SIGTERM took \(stopSeconds) s")
-        print("long compile: lc-late classified \(String(format: "%.2f", classifiedAfter)) s after the policy was loaded; " +
-              "the large policy was \(compiled ? "applied (compile and kernel \(compileMilliseconds.map { String(format: "%.0f", $0) } ?? "?") ms)" : "not yet applied") when SIGTERM came; the daemon ended \(String(format: "%.3f", stopSeconds)) s after it")
+        let secondApplied = daemon.lines.dropFirst(second).contains { $0.contains("\"applied\"") }
+        let firstApplied = daemon.lines.dropFirst(mark).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .first { $0["message"] as? String == "applied" && ($0["reason"] as? String)?.contains("policy directory changed") == true }
+        let total = (firstApplied?["duration_ms"] as? NSNumber).map { String(format: "%.0f ms", $0.doubleValue) } ?? "?"
+        print("long compile: lc-late classified \(String(format: "%.2f", classifiedAfter)) s after the large policy was read " +
+              "(\(compiled ? "after" : "before") it was applied; read to applied: \(total)); SIGTERM sent as a second one was read " +
+              "(its compile \(secondApplied ? "had finished" : "unfinished")): the daemon ended \(String(format: "%.3f", stopSeconds)) s later")
         host.discardDaemon()
     }
 }
