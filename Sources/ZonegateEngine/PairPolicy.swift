@@ -70,8 +70,9 @@ struct PairPolicies {
     init(_ evaluator: PolicyEvaluator, _ classes: [PeerClass]) {
         self.classes = classes
         rules = evaluator.policy.rules
-        fromRules = classes.map { evaluator.ruleSet(matching: $0, \.from) }
-        toRules = classes.map { evaluator.ruleSet(matching: $0, \.to) }
+        let from = OutsideRuleIndex(evaluator, \.from), to = OutsideRuleIndex(evaluator, \.to)
+        fromRules = classes.map { from.ruleSet(matching: $0) ?? evaluator.ruleSet(matching: $0, \.from) }
+        toRules = classes.map { to.ruleSet(matching: $0) ?? evaluator.ruleSet(matching: $0, \.to) }
         ingress = classes.map { peer in peer.identity.map { evaluator.ingressRestrictions(of: evaluator.identities[$0]) } }
         egress = classes.map { peer in peer.identity.map { evaluator.egressRestrictions(of: evaluator.identities[$0]) } }
     }
@@ -100,6 +101,47 @@ struct PairPolicies {
 
     private func restrictions(from source: Int, to destination: Int) -> [Restriction] {
         (ingress[destination] ?? []) + (egress[source] ?? [])
+    }
+}
+
+/// One side of the rules (`from` or `to`) inverted for the classes the evaluator does not cache
+/// (outside addresses and the host): the rules naming `any`, `world`, `host` and each CIDR block.
+/// An outside class's rule set is then the union of a few lists, not a pass over every rule and
+/// endpoint (the same answers as `PolicyEvaluator.computeRuleSet`, which `decide` uses).
+private struct OutsideRuleIndex {
+    private let ruleCount: Int
+    private var anyOrWorld: [Int] = []
+    private var anyOrHost: [Int] = []
+    private var byBlock: [[Int]]
+
+    init(_ evaluator: PolicyEvaluator, _ side: KeyPath<Rule, [Endpoint]>) {
+        ruleCount = evaluator.policy.rules.count
+        byBlock = Array(repeating: [], count: evaluator.cidrBlocks.count)
+        let blockIndex = Dictionary(evaluator.cidrBlocks.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        for (index, rule) in evaluator.policy.rules.enumerated() {
+            for endpoint in rule[keyPath: side] {
+                switch endpoint {
+                case .any: anyOrWorld.append(index); anyOrHost.append(index)
+                case .world: anyOrWorld.append(index)
+                case .host: anyOrHost.append(index)
+                case .cidr(let block): if let block = blockIndex[block] { byBlock[block].append(index) }
+                case .zone: break
+                }
+            }
+        }
+    }
+
+    /// nil for a container class: the evaluator has its rule sets.
+    func ruleSet(matching peer: PeerClass) -> RuleSet? {
+        var set = RuleSet(count: ruleCount)
+        switch peer.kind {
+        case .container: return nil
+        case .host: anyOrHost.forEach { set.insert($0) }
+        case .outside(let blocks):
+            anyOrWorld.forEach { set.insert($0) }
+            for block in blocks where byBlock.indices.contains(block) { byBlock[block].forEach { set.insert($0) } }
+        }
+        return set
     }
 }
 

@@ -41,11 +41,19 @@ import ZonegatePolicy
     func theVerdictTableIsTheAllPairsDerivation(seed: UInt64) throws {
         let evaluator = try Self.evaluator(seed: seed)
         let table = VerdictTable(evaluator)
-        // Every pair of identities, each pair's policy derived alone: what the table was built as
-        // before pairs that pass nothing were skipped.
+        // Every pair of identities, each pair's policy derived alone from `decide` and the
+        // evaluator's own rule matching: what the table was built as before it was made fast.
+        func pairPolicy(_ source: PeerClass, _ destination: PeerClass) -> PairPolicy {
+            let probe = evaluator.decide(from: source, to: destination, port: ServicePort(0, .icmp))
+            let restrictions = (probe.ingressRestrictions ?? []) + (probe.egressRestrictions ?? [])
+            let candidates = evaluator.ruleSetIndices(from: source, to: destination).map { evaluator.policy.rules[$0] }
+            return PairPolicy(untouched: probe.untouched, unrestricted: !probe.untouched && restrictions.isEmpty,
+                              rules: candidates.map { RuleCoverage(name: $0.name, ports: $0.portRanges) },
+                              auditsTheRest: !restrictions.isEmpty && restrictions.allSatisfy { $0.mode == .audit })
+        }
         let reference = table.identities.flatMap { source in
             table.identities.flatMap { destination in
-                VerdictTable.pairEntries(evaluator.pairPolicy(from: source.peer, to: destination.peer), source.id, destination.id)
+                VerdictTable.pairEntries(pairPolicy(source.peer, destination.peer), source.id, destination.id)
             }
         }
         #expect(table.entries == reference)
