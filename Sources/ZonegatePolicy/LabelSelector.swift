@@ -9,20 +9,28 @@ public struct LabelSelector: Hashable, Sendable {
 
         public var key: String
         public var op: Operator
-        public var values: [String]
+        public var values: [String] { didSet { valueSet = Self.lookup(values) } }
+        /// `values` as a set once long enough for hashing to beat a scan: matching a 5,000-value
+        /// list against every container of an inventory would otherwise be quadratic.
+        private var valueSet: Set<String>?
 
         public init(key: String, op: Operator, values: [String] = []) {
             self.key = key
             self.op = op
             self.values = values
+            valueSet = Self.lookup(values)
         }
+
+        private static func lookup(_ values: [String]) -> Set<String>? { values.count > 16 ? Set(values) : nil }
+
+        private func listed(_ value: String) -> Bool { valueSet?.contains(value) ?? values.contains(value) }
 
         /// Whether a label value (nil: the key is absent) satisfies this requirement.
         /// As in Kubernetes, `NotIn` matches a container that lacks the key.
         public func matches(_ value: String?) -> Bool {
             switch op {
-            case .in: return value.map(values.contains) ?? false
-            case .notIn: return value.map { !values.contains($0) } ?? true
+            case .in: return value.map(listed) ?? false
+            case .notIn: return value.map { !listed($0) } ?? true
             case .exists: return value != nil
             case .doesNotExist: return value == nil
             }
