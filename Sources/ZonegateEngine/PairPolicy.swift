@@ -73,8 +73,20 @@ struct PairPolicies {
         let from = OutsideRuleIndex(evaluator, \.from), to = OutsideRuleIndex(evaluator, \.to)
         fromRules = classes.map { from.ruleSet(matching: $0) ?? evaluator.ruleSet(matching: $0, \.from) }
         toRules = classes.map { to.ruleSet(matching: $0) ?? evaluator.ruleSet(matching: $0, \.to) }
-        ingress = classes.map { peer in peer.identity.map { evaluator.ingressRestrictions(of: evaluator.identities[$0]) } }
-        egress = classes.map { peer in peer.identity.map { evaluator.egressRestrictions(of: evaluator.identities[$0]) } }
+        // A plain loop: the closures `classes.map { $0.identity.map { ... } }` crash the Swift 6.3
+        // optimizer (SIL ownership verifier) in release builds.
+        var ingress: [[Restriction]?] = [], egress: [[Restriction]?] = []
+        for peer in classes {
+            if case .container(let index) = peer.kind {
+                ingress.append(evaluator.ingressRestrictions(of: evaluator.identities[index]))
+                egress.append(evaluator.egressRestrictions(of: evaluator.identities[index]))
+            } else {
+                ingress.append(nil)
+                egress.append(nil)
+            }
+        }
+        self.ingress = ingress
+        self.egress = egress
     }
 
     /// Neither end is a managed container: the pair's policy says `untouched`, whatever its rules.
