@@ -220,6 +220,9 @@ public final class DockerAPIClient: DockerEngine {
         do {
             let response = try await http.execute(try makeRequest(path), deadline: .now() + Self.requestTimeout, logger: logger)
             return (response.status.code, Data(buffer: try await response.body.collect(upTo: Self.maximumBodySize)))
+        } catch is NIOTooManyBytesError {
+            // Docker is there; its answer is what is wrong (a container with 64 MiB of labels).
+            throw DockerError(.malformedResponse, "Docker's answer to GET \(path) is larger than \(Self.maximumBodySize >> 20) MiB")
         } catch {
             throw described(error, streaming: false)
         }

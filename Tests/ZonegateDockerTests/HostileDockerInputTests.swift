@@ -100,15 +100,18 @@ struct HostileDockerInputTests {
     }
 
     /// Over the socket: an endless event line ends the stream with an error (the daemon then
-    /// reconnects and resynchronises), and one container whose inspect answer is garbage is left
-    /// out of a listing rather than failing it.
+    /// reconnects and resynchronises), and a container whose inspect answer is garbage or larger
+    /// than the bound is left out of a listing rather than failing it.
     @Test func theClientSurvivesAnEndlessEventLineAndAGarbageInspect() async throws {
         let line = String(repeating: "x", count: 256 << 10)
         let server = try StubDockerServer { head in
             let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? ""
             switch path {
             case "/version": return [StubDockerServer.version]
-            case "/v1.41/containers/json": return [StubDockerServer.answer("200 OK", #"[{"Id":"good"},{"Id":"bad"}]"#)]
+            case "/v1.41/containers/json": return [StubDockerServer.answer("200 OK", #"[{"Id":"good"},{"Id":"bad"},{"Id":"huge"}]"#)]
+            case "/v1.41/containers/huge/json":
+                // Over the 64 MiB bound: refused as the head announces it, before the body is read.
+                return ["HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(65 << 20)\r\n\r\n{\"Id\":\"huge\""]
             case "/v1.41/containers/good/json": return [StubDockerServer.answer("200 OK", Self.validInspect)]
             case "/v1.41/containers/bad/json": return [StubDockerServer.answer("200 OK", #"{"Id":"bad","Name":"/b","State":{"Pid":"many"}}"#)]
             default:
