@@ -32,6 +32,10 @@ public enum PolicyLimits {
 
     /// Entries of one list: endpoints in `from` or `to`, ports, CIDR exceptions, networks.
     public static let listItems = 1_024
+    /// Endpoints of all rules and assertions together (what the compiler and the prover multiply).
+    public static let endpoints = 100_000
+    /// Label values of all selectors together.
+    public static let labelValues = 100_000
     /// `matchLabels` pairs plus `matchExpressions` entries of one selector.
     public static let selectorRequirements = 256
     /// Label values of one selector, all its requirements together.

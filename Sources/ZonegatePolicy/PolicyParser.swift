@@ -81,6 +81,9 @@ private struct PolicyReader {
     private var file = ""
     /// Entries seen (valid or not), for the limits on zones, rules and assertions.
     private var zoneCount = 0, ruleCount = 0, assertionCount = 0
+    /// Endpoints and selector label values seen, for the policy-wide limits on them.
+    private var endpointCount = 0, labelValueCount = 0
+    private var limitsReported: Set<String> = []
 
     private static let topLevelKeys = ["version", "defaults", "zones", "rules", "assertions"]
 
@@ -278,6 +281,8 @@ private struct PolicyReader {
                 } else { valid = false }
             }
         }
+        labelValueCount += values - 1
+        guard within(\.labelValueCount, PolicyLimits.labelValues, "label values in selectors", at: node) else { return nil }
         return valid ? selector : nil
     }
 
@@ -346,6 +351,8 @@ private struct PolicyReader {
         } else {
             items = [node]
         }
+        endpointCount += items.count - 1
+        guard within(\.endpointCount, PolicyLimits.endpoints, "endpoints of rules and assertions", at: node) else { return nil }
         var endpoints: [Endpoint] = []
         for item in items {
             if let endpoint = readEndpoint(item) { endpoints.append(endpoint) }
@@ -494,11 +501,15 @@ private struct PolicyReader {
 
     // MARK: - Limits
 
-    /// Counts one more zone, rule or assertion; false (reported once) past the limit.
+    /// Counts one more zone, rule, assertion (or what the caller added beforehand); false
+    /// (reported once, where the limit was crossed) past the limit.
     private mutating func within(_ counter: WritableKeyPath<PolicyReader, Int>, _ limit: Int, _ what: String, at node: Node) -> Bool {
         self[keyPath: counter] += 1
         let count = self[keyPath: counter]
-        if count == limit + 1 { error(node, "more than \(limit) \(what) in the policy; this and the later ones are not read (see docs/limits.md)") }
+        if count > limit && !limitsReported.contains(what) {
+            limitsReported.insert(what)
+            error(node, "more than \(limit) \(what) in the policy; this and the later ones are not read (see docs/limits.md)")
+        }
         return count <= limit
     }
 

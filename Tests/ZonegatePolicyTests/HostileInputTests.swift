@@ -165,6 +165,13 @@ final class HostileInputTests: XCTestCase {
         let longValue = "zones:\n  - name: a\n    selector: {matchLabels: {k: " + String(repeating: "v", count: PolicyLimits.labelValueBytes + 1) + "}}\n"
         assertRejected("label value length", [PolicyFile(name: "a.yaml", text: longValue)],
                        [("a.yaml", 3, 33, "label value '" + String(repeating: "v", count: 64) + "…' is longer than \(PolicyLimits.labelValueBytes) bytes")])
+        let endpointRules = "rules:\n" + String(repeating: "  - {from: [" + Array(repeating: "any", count: 1_001).joined(separator: ", ") + "], to: any}\n", count: 100)
+        assertRejected("endpoints in the policy", [PolicyFile(name: "a.yaml", text: endpointRules)],
+                       [("a.yaml", 101, 12, "more than \(PolicyLimits.endpoints) endpoints of rules and assertions in the policy; this and the later ones are not read (see docs/limits.md)")])
+        let valueZones = "zones:\n" + (0..<11).map { "  - name: z\($0)\n    selector: {matchExpressions: [{key: k, operator: In, values: ["
+            + (0..<10_000).map { "v\($0)" }.joined(separator: ", ") + "]}]}\n" }.joined()
+        assertRejected("label values in the policy", [PolicyFile(name: "a.yaml", text: valueZones)],
+                       [("a.yaml", 23, 15, "more than \(PolicyLimits.labelValues) label values in selectors in the policy; this and the later ones are not read (see docs/limits.md)")])
         let big = PolicyFile(name: "big.yaml", bytes: [UInt8](repeating: UInt8(ascii: "#"), count: PolicyLimits.fileBytes + 1))
         assertRejected("file size", [big], [("big.yaml", 1, 1, "the file is larger than 4 MiB (see docs/limits.md)")])
         let quarter = [UInt8](repeating: UInt8(ascii: "#"), count: PolicyLimits.fileBytes)
