@@ -46,7 +46,8 @@ public struct ReconcilerEnvironment: Sendable {
     /// The packets the ruleset logs as denied or audited (NFLOG), if they can be read.
     public var flowLog: AsyncThrowingStream<FlowLogRecord, Error>?
     /// Compiles the policy applied to the containers; runs on a thread of its own, off the
-    /// reconciler (`CompiledRuleset.init` in production; tests make it slow).
+    /// reconciler, in a task that is cancelled when a newer policy or shutdown makes it moot
+    /// (`CompiledRuleset.cancellable` in production, which stops between batches; tests make it slow).
     public var compile: @Sendable (PolicyEvaluator) async throws -> CompiledRuleset
 
     public init(engine: any DockerEngine, enforcer: Enforcer, loadPolicy: @escaping @Sendable () throws -> Policy,
@@ -55,7 +56,7 @@ public struct ReconcilerEnvironment: Sendable {
                 prepareHost: @escaping @Sendable () throws -> String? = { nil },
                 hostAddresses: @escaping @Sendable () -> Set<IPAddress> = { [] },
                 flowLog: AsyncThrowingStream<FlowLogRecord, Error>? = nil,
-                compile: @escaping @Sendable (PolicyEvaluator) async throws -> CompiledRuleset = { CompiledRuleset($0) }) {
+                compile: @escaping @Sendable (PolicyEvaluator) async throws -> CompiledRuleset = { try CompiledRuleset.cancellable($0) }) {
         self.engine = engine
         self.enforcer = enforcer
         self.loadPolicy = loadPolicy

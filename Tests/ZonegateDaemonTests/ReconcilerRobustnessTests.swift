@@ -54,10 +54,14 @@ final class CompileGate: Sendable {
     /// A third policy, fast to compile: web -> api on 7070.
     static let newerPolicy = ReconcilerTests.policyText.replacingOccurrences(of: "ports: [8080/tcp]", with: "ports: [7070/tcp]")
 
-    static func slowCompile(_ gate: CompileGate) -> @Sendable (PolicyEvaluator) async throws -> CompiledRuleset {
+    /// Whether a compile held at the gate found its task cancelled once let through.
+    static func slowCompile(_ gate: CompileGate, cancelled: Locked<[Bool]> = Locked([])) -> @Sendable (PolicyEvaluator) async throws -> CompiledRuleset {
         { evaluator in
+            let held = gate.entered
             await gate.pass()
-            return CompiledRuleset(evaluator)
+            if gate.entered > held { cancelled.withLock { $0.append(Task.isCancelled) } }
+            // As in production: the compile stops between batches once cancelled.
+            return try CompiledRuleset.cancellable(evaluator)
         }
     }
 
@@ -65,7 +69,8 @@ final class CompileGate: Sendable {
         let web = ReconcilerTests.container("web1", zone: "web", host: 2), api = ReconcilerTests.container("api1", zone: "api", host: 3)
         let gate = CompileGate()
         defer { gate.open() }
-        let harness = ReconcilerTests.Harness(containers: [web, api], compile: Self.slowCompile(gate))
+        let cancelled = Locked<[Bool]>([])
+        let harness = ReconcilerTests.Harness(containers: [web, api], compile: Self.slowCompile(gate, cancelled: cancelled))
         harness.start()
         #expect(await ReconcilerTests.eventually { !harness.messages("ready").isEmpty })
         #expect(await harness.engine.waitForStreams())
@@ -91,6 +96,7 @@ final class CompileGate: Sendable {
         // The abandoned compile ends later; its result is never applied.
         let applied = harness.dataplane.ruleset
         gate.open()
+        #expect(await ReconcilerTests.eventually { cancelled.withLock { $0 } == [true] }, "the superseded compile's task was cancelled")
         try await Task.sleep(for: .milliseconds(200))
         #expect(harness.dataplane.ruleset == applied, "the superseded policy never reaches the kernel")
         _ = await harness.stop()
