@@ -90,7 +90,8 @@ private struct PolicyReader {
     mutating func read(_ policyFile: PolicyFile) {
         file = policyFile.name
         guard let source = String(validating: policyFile.bytes, as: UTF8.self) else {
-            error(SourceLocation(file: file, line: 1, column: 1), "the file is not valid UTF-8 text")
+            let (line, column) = YAMLShape.firstInvalidUTF8(policyFile.bytes)
+            error(SourceLocation(file: file, line: line, column: column), "the file is not valid UTF-8 text; a policy file must be UTF-8")
             return
         }
         // Nesting, node, anchor and alias limits, and characters, checked before Yams builds nodes.

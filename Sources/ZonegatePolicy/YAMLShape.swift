@@ -49,6 +49,24 @@ enum YAMLShape {
         return nil
     }
 
+    /// Where the first byte that is not UTF-8 is, counted as `characterProblem` counts.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> (line: Int, column: Int) {
+        var iterator = bytes.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var line = 1, column = 1
+        var previous: Unicode.Scalar = " "
+        while case .valid(let encoded) = parser.parseScalar(from: &iterator) {
+            let scalar = Unicode.UTF8.decode(encoded)
+            switch scalar {
+            case "\n" where previous == "\r": break
+            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": line += 1; column = 1
+            default: column += 1
+            }
+            previous = scalar
+        }
+        return (line, column)
+    }
+
     /// Walks libyaml's events: nesting depth, nodes (aliases expanded), anchors and aliases.
     private static func events(_ buffer: UnsafeMutableBufferPointer<UInt8>) -> Problem? {
         var parser = yaml_parser_t()

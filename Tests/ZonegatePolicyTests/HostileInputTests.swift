@@ -61,6 +61,12 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    func testInvalidUTF8IsLocated() {
+        let bytes = Array("zones:\n  - name: caf".utf8) + [0xE9] + Array("\n".utf8)
+        assertRejected("Latin-1", [PolicyFile(name: "a.yaml", bytes: bytes)],
+                       [("a.yaml", 2, 14, "the file is not valid UTF-8 text; a policy file must be UTF-8")])
+    }
+
     /// Null or empty where a string is required is an error, in every field that takes one.
     func testNullIsNeverAString() {
         let zones = "zones: [{name: web}]\n"
