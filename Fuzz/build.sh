@@ -24,7 +24,8 @@ build() {
     # from the checkout beside it instead of the network.
     SWIFTCI_USE_LOCAL_DEPS=1 "$SWIFT" build --package-path Fuzz --scratch-path .build/fuzz -c debug \
         -Xswiftc -sanitize=address -Xswiftc -Xfrontend -Xswiftc -sanitize=fuzzer,address \
-        -Xlinker "$libfuzzer" -Xlinker -lstdc++ "$@" 2>&1 | { grep -v "Cannot export local symbol" || true; }
+        -Xlinker "$libfuzzer" -Xlinker -lstdc++ "$@" 2>&1 \
+        | { grep -E "error|Linking fuzz|Build complete|Build of product" || true; }   # not the dependencies' warnings
     return "${PIPESTATUS[0]}"
 }
 if [ ${#products[@]} -eq 0 ]; then
