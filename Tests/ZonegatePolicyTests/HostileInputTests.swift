@@ -61,6 +61,17 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// The limit is exact: 64 levels pass the shape check, 65 do not, whatever the kind of nesting.
+    func testNestingLimitIsExact() {
+        let depth = PolicyLimits.nestingDepth
+        for (open, close) in [("[", "]"), ("{a: ", "}"), ("- ", "")] {
+            let within = String(repeating: open, count: depth) + "x" + String(repeating: close, count: depth)
+            let beyond = String(repeating: open, count: depth + 1) + "x" + String(repeating: close, count: depth + 1)
+            XCTAssertNil(YAMLShape.check(within), open)
+            XCTAssertEqual(YAMLShape.check(beyond)?.message.hasPrefix("nesting deeper than \(depth) levels"), true, open)
+        }
+    }
+
     func testInvalidUTF8IsLocated() {
         let bytes = Array("zones:\n  - name: caf".utf8) + [0xE9] + Array("\n".utf8)
         assertRejected("Latin-1", [PolicyFile(name: "a.yaml", bytes: bytes)],
