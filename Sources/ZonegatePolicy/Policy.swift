@@ -8,6 +8,14 @@ public enum EnforcementMode: String, Hashable, Sendable, CaseIterable {
     case enforce, audit
 }
 
+/// A zone's PCI DSS scope (`pci:`). It changes no verdict: evidence reports list the flows into and
+/// out of `cde` zones, and `check` requires a justification on the rules that can reach them.
+public enum PCIScope: String, Hashable, Sendable, CaseIterable {
+    case cde
+    case connected
+    case outOfScope = "out-of-scope"
+}
+
 /// What happens to a denied packet.
 public enum DenyAction: String, Hashable, Sendable, CaseIterable {
     case drop, reject
@@ -33,15 +41,18 @@ public struct Zone: Hashable, Sendable {
     public var egress: Access
     /// The zone's own mode; nil follows `defaults.mode`.
     public var mode: EnforcementMode?
+    /// The zone's PCI DSS scope; nil when the policy does not say.
+    public var pci: PCIScope?
     public var location: SourceLocation?
 
     public init(name: String, selector: LabelSelector? = nil, ingress: Access = .restricted, egress: Access = .open,
-                mode: EnforcementMode? = nil, location: SourceLocation? = nil) {
+                mode: EnforcementMode? = nil, pci: PCIScope? = nil, location: SourceLocation? = nil) {
         self.name = name
         self.selector = selector ?? .zoneLabel(name)
         self.ingress = ingress
         self.egress = egress
         self.mode = mode
+        self.pci = pci
         self.location = location
     }
 
@@ -91,11 +102,14 @@ public struct RuleAnnotations: Hashable, Sendable {
     public var owner: String?
     public var ticket: String?
     public var description: String?
+    /// The business need for the flow (PCI DSS 1.2.5); required on rules that reach a CDE zone.
+    public var justification: String?
 
-    public init(owner: String? = nil, ticket: String? = nil, description: String? = nil) {
+    public init(owner: String? = nil, ticket: String? = nil, description: String? = nil, justification: String? = nil) {
         self.owner = owner
         self.ticket = ticket
         self.description = description
+        self.justification = justification
     }
 }
 

@@ -47,7 +47,7 @@ public enum PolicyLimits {
     /// A label key and a label value in a selector, in UTF-8 bytes.
     public static let labelKeyBytes = 1_024
     public static let labelValueBytes = 4_096
-    /// `owner`, `ticket`, `description` and Docker network names, in UTF-8 bytes.
+    /// `owner`, `ticket`, `justification`, `description` and Docker network names, in UTF-8 bytes.
     public static let freeTextBytes = 4_096
 
     /// Errors reported for one policy; past it, one last error says that more were left out.

@@ -190,7 +190,7 @@ private struct PolicyReader {
     }
 
     private mutating func readZone(_ node: Node) {
-        guard let fields = fields(of: node, in: "a zone", allowed: ["name", "selector", "ingress", "egress", "mode"]) else { return }
+        guard let fields = fields(of: node, in: "a zone", allowed: ["name", "selector", "ingress", "egress", "mode", "pci"]) else { return }
         guard let nameField = fields["name"] else {
             error(node, "a zone needs a name")
             return
@@ -207,11 +207,12 @@ private struct PolicyReader {
         if let field = fields["ingress"], let value: Access = choice(field.value, "ingress") { zone.ingress = value }
         if let field = fields["egress"], let value: Access = choice(field.value, "egress") { zone.egress = value }
         if let field = fields["mode"], let value: EnforcementMode = choice(field.value, "mode") { zone.mode = value }
+        if let field = fields["pci"], let value: PCIScope = choice(field.value, "pci") { zone.pci = value }
         zones.append(zone)
     }
 
     private mutating func readRule(_ node: Node, index: Int) {
-        let keys = ["name", "from", "to", "ports", "owner", "ticket", "description"]
+        let keys = ["name", "from", "to", "ports", "owner", "ticket", "justification", "description"]
         guard let fields = fields(of: node, in: "a rule", allowed: keys) else { return }
         let name = fields["name"].map { readName($0.value, kind: "rule") } ?? "\(DisplayText.escaped(file))#\(index)"
         claim(name, kind: "rule", at: fields["name"]?.value ?? node)
@@ -219,7 +220,8 @@ private struct PolicyReader {
         let to = required(fields, "to", in: node, what: "a rule").flatMap { readEndpoints($0) }
         let ports = fields["ports"].map { readPorts($0.value) }
         let annotations = RuleAnnotations(owner: freeText(fields["owner"]), ticket: freeText(fields["ticket"]),
-                                          description: freeText(fields["description"]))
+                                          description: freeText(fields["description"]),
+                                          justification: freeText(fields["justification"]))
         if let from, let to, ports != .some(nil) {
             rules.append(Rule(name: name, from: from, to: to, ports: ports ?? nil, annotations: annotations, location: location(node)))
         }
@@ -455,7 +457,7 @@ private struct PolicyReader {
         return ranges.count == items.count ? ranges : nil
     }
 
-    /// `owner`, `ticket`, `description`: free text, so a non-empty scalar (null, a list or a
+    /// `owner`, `ticket`, `justification`, `description`: free text, so a non-empty scalar (null, a list or a
     /// mapping is a mistake).
     private mutating func freeText(_ field: (key: Node, value: Node)?) -> String? {
         guard let field else { return nil }
