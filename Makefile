@@ -46,7 +46,6 @@ test: deps
 FUZZ_SECONDS ?= 180
 FUZZ_TEST_SECONDS ?= 5
 fuzz: deps
-	$(SWIFT) package resolve
 	SWIFT=$(SWIFT) Fuzz/build.sh
 	SWIFT=$(SWIFT) FUZZ_SECONDS=$(FUZZ_SECONDS) Fuzz/run.sh $(FUZZ_TARGETS)
 
