@@ -25,7 +25,10 @@ public struct AssertionProver: Sendable {
 
     public func prove() -> [AssertionResult] {
         let model = ProverModel(policy: policy)
-        return policy.assertions.map { prove($0, model) }
+        return policy.assertions.map { assertion in
+            defer { model.forgetSearches() }
+            return prove(assertion, model)
+        }
     }
 
     public func prove(_ assertion: Assertion) -> AssertionResult {
@@ -165,6 +168,13 @@ public struct AssertionProver: Sendable {
                 remaining = open[...]
             }
             guard let first = remaining.first else { return Witness(sender: sender, receiver: receiver) }
+            // Before branching, the two ends of the search tree: the sender avoids every rule
+            // left, or the receiver does (either is a witness; most searches end here).
+            let allFrom = remaining.flatMap { policy.rules[$0].from }, allTo = remaining.flatMap { policy.rules[$0].to }
+            let senderAvoidsAll = sender.excluding(allFrom, model)
+            if model.satisfiable(senderAvoidsAll) { return Witness(sender: senderAvoidsAll, receiver: receiver) }
+            let receiverAvoidsAll = receiver.excluding(allTo, model)
+            if model.satisfiable(receiverAvoidsAll) { return Witness(sender: sender, receiver: receiverAvoidsAll) }
             let rule = policy.rules[first], rest = remaining.dropFirst()
             // Popped first: the sender avoids the rule; then the receiver does.
             stack.append((sender, receiver.excluding(rule.to, model), rest))

@@ -49,6 +49,13 @@ final class ProverModel {
         rulesNamingInTo = inTo
     }
 
+    /// Drops the answers about searches' constraints (they rarely recur from one assertion to
+    /// the next, and grow with the rules); keeps those about parties.
+    func forgetSearches() {
+        cache.removeAll()
+        labelCache.removeAll()
+    }
+
     // MARK: - Rules a party can meet
 
     /// The rules whose `from` (or `to`) some member of the party matches, and those whose side a
