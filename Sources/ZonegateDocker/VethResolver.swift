@@ -95,14 +95,20 @@ public struct VethResolver: Sendable {
         return port
     }
 
-    /// Whether `pid` is a live process: not absent from `procRoot` and not a zombie (a container
-    /// whose init exited is a zombie until dockerd reaps it, with its namespaces already gone).
+    /// Whether `pid` is a live process: not absent from `procRoot`, not a zombie (a container
+    /// whose init exited is a zombie until dockerd reaps it, with its namespaces already gone),
+    /// and not exiting (an exiting process lets go of its root and mount namespace first, while
+    /// its state still reads running: `/proc/PID/root` then leads nowhere, ENOENT).
     func processRuns(_ pid: Int32) -> Bool {
-        guard let stat = try? SysFS.read("\(procRoot)/\(pid)/stat") else { return false }
+        guard let line = try? SysFS.read("\(procRoot)/\(pid)/stat") else { return false }
         // `pid (comm) S ...`: the state follows the last ')' (comm may hold parentheses).
-        guard let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(after: close)...].drop(while: { $0 == " " }).first
-        return state != "Z" && state != "X"
+        if let close = line.lastIndex(of: ")") {
+            let state = line[line.index(after: close)...].drop(while: { $0 == " " }).first
+            if state == "Z" || state == "X" { return false }
+        }
+        var status = stat()
+        if stat("\(procRoot)/\(pid)/root", &status) != 0 && (errno == ENOENT || errno == ESRCH) { return false }
+        return true
     }
 
     /// The host's interfaces by ifindex, read when first needed and re-read once on a miss.

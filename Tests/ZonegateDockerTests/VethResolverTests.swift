@@ -141,6 +141,13 @@ struct VethResolverTests {
         try tree.containerInterface(pid: 6666, "lo", mac: "00:00:00:00:00:00", ifindex: 1, iflink: 1)
         failure = #expect(throws: VethResolver.Failure.self) { try tree.resolver.bridgePort(of: exited, on: Self.endpoint, bridge: "br-web") }
         #expect(failure?.containerGone == true)
+        // Exiting: still "running" in its stat, but its root is gone (a dangling link here).
+        try tree.process(pid: 7777, state: "R")
+        try FileManager.default.createSymbolicLink(atPath: tree.root.appendingPathComponent("proc/7777/root").path,
+                                                   withDestinationPath: tree.root.appendingPathComponent("nowhere").path)
+        exited.pid = 7777
+        failure = #expect(throws: VethResolver.Failure.self) { try tree.resolver.bridgePort(of: exited, on: Self.endpoint, bridge: "br-web") }
+        #expect(failure?.containerGone == true, "\(String(describing: failure))")
         // A live container whose interface is missing is a real failure.
         var endpoint = Self.endpoint
         endpoint.macAddress = "02:42:00:00:00:99"
