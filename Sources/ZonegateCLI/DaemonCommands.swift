@@ -30,7 +30,7 @@ extension Zonegate {
             valueName: "DURATION"))
         var resyncInterval = "30s"
 
-        @Option(name: .long, help: "text or json (one object a line).")
+        @Option(name: .long, help: "text or json (one object a line; counts and durations are JSON numbers, lists arrays).")
         var logFormat: LogFormat = .text
 
         func validate() throws {
