@@ -1,3 +1,4 @@
+import CZonegateProbe
 import Glibc
 import ZonegatePolicy
 
@@ -85,6 +86,9 @@ final class OutsideNamespace {
     /// Why a family has no outside address (no free range, the host does not forward it).
     let unavailable: [Bool: String]
     private let hostNetlink: RouteNetlink
+    /// How long the new link is left to settle before the first probe (measured: 200 ms was
+    /// enough on the test host, none was not).
+    static let settleMilliseconds = 300
     private var hostIndex: Int32
 
     /// Must run on the engine thread while it is in the host's namespace (`hostNamespace`);
@@ -135,7 +139,12 @@ final class OutsideNamespace {
             try outsideNetlink.setUp(index: inside)
             if let v4 = addressing.v4 { try outsideNetlink.addDefaultRoute(via: v4[0], index: inside) }
             if let v6 = addressing.v6 { try outsideNetlink.addDefaultRoute(via: v6[0], index: inside) }
+            // Until the kernel's linkwatch marks both ends running (up to a second), packets on
+            // the link are dropped: wait for it, bounded.
+            let until = monotonicNanoseconds() + 3_000_000_000
+            while czg_link_running("eth0") != 1 && monotonicNanoseconds() < until { usleep(5000) }
             try Netns.enter(hostNamespace)
+            while czg_link_running(hostLink) != 1 && monotonicNanoseconds() < until { usleep(5000) }
         } catch {
             _ = try? Netns.enter(hostNamespace)
             if linkMade, hostIndex > 0 { try? hostNetlink.deleteLink(index: hostIndex) }

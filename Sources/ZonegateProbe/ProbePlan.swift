@@ -126,6 +126,11 @@ public struct ProbeOptions: Sendable {
     public var deadline: Duration = .seconds(120)
     /// Attempts in flight at once (each holds one socket).
     public var maxInFlight = 2048
+    /// Attempts started per second at most. A burst of thousands of SYNs, with the ARP and
+    /// neighbour solicitations they set off (flooded to every port of a bridge), overflows the
+    /// kernel's per-CPU backlog (net.core.netdev_max_backlog, 1000) and loses packets; a lost
+    /// ARP request is retried only after a second, when the probe's time is up.
+    public var launchRate = 3000
     /// More flows than this are refused (`ProbeError`): a run is bounded in number too.
     public var maxFlows = ProbeOptions.flowLimit
 

@@ -11,6 +11,10 @@
 int czg_setns_net(int fd);
 int czg_unshare_net(void);
 int czg_accept4_cloexec(int fd);
+/* 1 when the link `name` of the calling thread's namespace is running (carrier and an active
+   qdisc, set by the kernel's linkwatch up to a second after the link goes up), 0 when not,
+   -1 on error. SIOCGIFFLAGS takes a struct ifreq, awkward from Swift. */
+int czg_link_running(const char *name);
 
 static inline int czg_netlink_route(void) { return NETLINK_ROUTE; }
 static inline unsigned short czg_nlm_request_ack(void) { return NLM_F_REQUEST | NLM_F_ACK; }
