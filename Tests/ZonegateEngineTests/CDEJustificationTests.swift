@@ -1,0 +1,153 @@
+import Foundation
+import XCTest
+import ZonegateEngine
+import ZonegatePolicy
+
+/// policy.md, "Rules": a rule that can allow a flow into or out of a `pci: cde` zone needs a
+/// non-empty owner and justification, with the prover's "could be in" reasoning (issue 11).
+final class CDEJustificationTests: XCTestCase {
+    /// payments is the CDE; shop can share a container with it (another key); web cannot (same key,
+    /// another value).
+    static let zones = """
+        zones:
+          - {name: payments, selector: {matchLabels: {tier: payments}}, pci: cde}
+          - {name: shop, selector: {matchLabels: {team: shop}}, pci: connected}
+          - {name: web, selector: {matchLabels: {tier: web}}, pci: out-of-scope}
+        """
+
+    /// The errors for a policy of `zones` and one rule (as a YAML flow mapping, named r).
+    private func errors(_ rule: String, zones: String = CDEJustificationTests.zones,
+                        file: StaticString = #filePath, line: UInt = #line) -> [PolicyDiagnostic] {
+        CDEJustification(policy: policy(zones + "\nrules:\n  - " + rule + "\n", file: file, line: line)).diagnostics
+    }
+
+    func testTheRuleTable() {
+        let needBoth = "; add a non-empty owner and justification (who owns the flow and its business need, PCI DSS 1.2.5)"
+        let cases: [(rule: String, error: String?)] = [
+            // The CDE zone itself, on either side; world and host on the other side change nothing.
+            ("{name: r, from: world, to: payments, ports: [443/tcp]}",
+             "rule r can allow flows into a CDE zone: its to names payments (pci: cde)" + needBoth),
+            ("{name: r, from: payments, to: host}",
+             "rule r can allow flows out of a CDE zone: its from names payments (pci: cde)" + needBoth),
+            ("{name: r, from: [web, payments], to: [world]}",
+             "rule r can allow flows out of a CDE zone: its from names payments (pci: cde)" + needBoth),
+            // any: every container, the CDE's included.
+            ("{name: r, from: any, to: web}",
+             "rule r can allow flows out of a CDE zone: its from names any, which includes payments (pci: cde)" + needBoth),
+            ("{name: r, from: world, to: any}",
+             "rule r can allow flows into a CDE zone: its to names any, which includes payments (pci: cde)" + needBoth),
+            // The most direct reason is the one given.
+            ("{name: r, from: any, to: [shop, payments]}",
+             "rule r can allow flows into a CDE zone: its to names payments (pci: cde)" + needBoth),
+            // A zone that can share a container with the CDE zone (labels on another key).
+            ("{name: r, from: shop, to: world}",
+             "rule r can allow flows out of a CDE zone: its from names zone shop, which could share a container with payments (pci: cde)" + needBoth),
+            // A CIDR: a CDE container may hold any address.
+            ("{name: r, from: world, to: {cidr: 10.0.0.0/8}}",
+             "rule r can allow flows into a CDE zone: its to names 10.0.0.0/8, which could cover a payments (pci: cde) container's address" + needBoth),
+            ("{name: r, from: {cidr: \"2001:db8::/32\", except: [\"2001:db8::/33\"]}, to: web}",
+             "rule r can allow flows out of a CDE zone: its from names 2001:db8::/32 except 2001:db8::/33, which could cover a payments (pci: cde) container's address" + needBoth),
+            // One of the two fields is not enough; blanks are no justification.
+            ("{name: r, from: web, to: payments, owner: payments-team}",
+             "rule r can allow flows into a CDE zone: its to names payments (pci: cde); add a non-empty justification (who owns the flow and its business need, PCI DSS 1.2.5)"),
+            ("{name: r, from: web, to: payments, justification: card auth, ticket: CHG-1}",
+             "rule r can allow flows into a CDE zone: its to names payments (pci: cde); add a non-empty owner (who owns the flow and its business need, PCI DSS 1.2.5)"),
+            ("{name: r, from: web, to: payments, owner: payments-team, justification: \"  \"}",
+             "rule r can allow flows into a CDE zone: its to names payments (pci: cde); add a non-empty justification (who owns the flow and its business need, PCI DSS 1.2.5)"),
+            // Accepted: justified, or not reaching the CDE.
+            ("{name: r, from: web, to: payments, owner: payments-team, justification: card auth}", nil),
+            ("{name: r, from: any, to: any, owner: platform, justification: break-glass}", nil),
+            ("{name: r, from: web, to: world}", nil),           // contradicting selectors: web is never a CDE container
+            ("{name: r, from: [world, host], to: web}", nil),   // world and host hold no container
+            ("{name: r, from: host, to: world}", nil),
+            ("{name: r, from: web, to: {cidr: 10.0.0.0/8, except: [10.0.0.0/9, 10.128.0.0/9]}}", nil),  // no address left
+        ]
+        for (rule, expected) in cases {
+            let found = errors(rule)
+            XCTAssertEqual(found.map(\.message), expected.map { [$0] } ?? [], rule)
+        }
+    }
+
+    func testTheErrorIsAtTheRuleOnOneLine() {
+        let found = errors("{name: \"web-to-pay\", from: web, to: payments, ports: [8443/tcp]}")
+        XCTAssertEqual(found.count, 1)
+        XCTAssertEqual(found.first?.location, SourceLocation(file: "policy.yaml", line: 6, column: 5))
+        XCTAssertEqual(found.first.map { "\($0)" },
+                       "policy.yaml:6:5: error: rule web-to-pay can allow flows into a CDE zone: its to names payments (pci: cde); "
+                       + "add a non-empty owner and justification (who owns the flow and its business need, PCI DSS 1.2.5)")
+        XCTAssertThrowsError(try CDEJustification(policy: policy(Self.zones + "\nrules:\n  - {from: web, to: payments}\n")).validate()) { error in
+            XCTAssertEqual((error as? PolicyError)?.diagnostics.count, 1)
+        }
+    }
+
+    func testEveryRuleIsReportedInOrder() {
+        let found = CDEJustification(policy: policy(Self.zones + """
+
+            rules:
+              - {name: a, from: web, to: payments}
+              - {name: b, from: web, to: world}
+              - {name: c, from: payments, to: shop, owner: x}
+            """)).diagnostics
+        XCTAssertEqual(found.map(\.location.line), [6, 8])
+        XCTAssertTrue(found[1].message.hasPrefix("rule c can allow flows out of a CDE zone: its from names payments"), found[1].message)
+    }
+
+    func testWithoutACDEZoneNothingIsRequired() {
+        let found = CDEJustification(policy: policy("""
+            zones: [{name: payments, pci: connected}, {name: web, pci: out-of-scope}, {name: api}]
+            rules: [{from: any, to: any}, {from: {cidr: 0.0.0.0/0}, to: payments}]
+            """))
+        XCTAssertEqual(found.diagnostics, [])
+        XCTAssertEqual(found.reaches, [nil, nil])
+    }
+
+    /// A CDE zone whose selector matches nothing holds no container: only a rule naming it
+    /// needs the fields (it says it is meant to reach the CDE); `any`, zones and CIDRs do not reach it.
+    func testACDEZoneWithoutPossibleMembers() {
+        let zones = """
+            zones:
+              - name: vault
+                pci: cde
+                selector:
+                  matchLabels: {tier: vault}
+                  matchExpressions: [{key: tier, operator: DoesNotExist}]
+              - {name: shop, selector: {matchLabels: {team: shop}}}
+            """
+        XCTAssertEqual(errors("{name: r, from: web, to: vault}", zones: zones + "\n  - {name: web}").count, 1)
+        for rule in ["{name: r, from: any, to: any}", "{name: r, from: shop, to: world}", "{name: r, from: world, to: {cidr: 0.0.0.0/0}}"] {
+            XCTAssertEqual(errors(rule, zones: zones), [], rule)
+        }
+    }
+
+    /// Every CDE zone counts; the reach names the first (policy order) a zone can share a container with.
+    func testSeveralCDEZones() {
+        let justification = CDEJustification(policy: policy("""
+            zones:
+              - {name: payments, selector: {matchLabels: {tier: payments}}, pci: cde}
+              - {name: vault, selector: {matchLabels: {store: cards}}, pci: cde}
+              - {name: web, selector: {matchLabels: {tier: web}}}
+            rules:
+              - {name: r1, from: web, to: world}
+              - {name: r2, from: world, to: vault, owner: o, justification: j}
+            """))
+        // web contradicts payments, but a web container can carry store=cards too.
+        XCTAssertEqual(justification.reaches[0]?.cdeZone, "vault")
+        XCTAssertEqual(justification.reaches[0]?.kind, .sharedZone)
+        XCTAssertEqual(justification.reaches[1]?.kind, .names)
+        XCTAssertEqual(justification.reachingRules.map(\.rule.name), ["r1", "r2"])
+        XCTAssertEqual(justification.diagnostics.map(\.location.line), [6])
+    }
+
+    /// The example policy of the repository passes: every rule into or out of its CDE is justified.
+    func testTheExamplePolicyPasses() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = try PolicyDirectory.load(root.appendingPathComponent("policies").path)
+        let justification = CDEJustification(policy: example)
+        XCTAssertEqual(justification.diagnostics.map(\.description), [])
+        XCTAssertEqual(Set(example.zones.filter { $0.pci == .cde }.map(\.name)), ["payments", "database"])
+        XCTAssertTrue(example.zones.allSatisfy { $0.pci != nil }, "every zone of the example says its scope")
+        // The VPN's CIDR could cover a CDE container's address: it is justified too.
+        XCTAssertEqual(justification.reachingRules.map(\.rule.name),
+                       ["api-to-payments", "payments-to-database", "payments-to-processor", "cde-dns", "monitoring-scrapes", "vpn-to-api-admin"])
+    }
+}
