@@ -161,9 +161,13 @@ struct PolicyOptions: ParsableArguments {
     }
 
     /// The parsed policy or why it is invalid; throws only when the directory cannot be read.
+    /// Valid means parsed and every rule that can reach a `pci: cde` zone justified (policy.md):
+    /// every command that reads a policy rejects one that is not, as the daemon does.
     func read() throws -> Result<Policy, PolicyError> {
         do {
-            return .success(try PolicyDirectory.load(directory))
+            let policy = try PolicyDirectory.load(directory)
+            try CDEJustification(policy: policy).validate()
+            return .success(policy)
         } catch let error as PolicyError {
             return .failure(error)
         } catch {
