@@ -26,7 +26,8 @@ let package = Package(
         .target(name: "ZonegateEngine", dependencies: ["ZonegatePolicy"]),
         // The subcommands: thin argument parsing and rendering over the modules.
         .target(name: "ZonegateCLI", dependencies: [
-            "ZonegatePolicy", "ZonegateEngine", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateDocker", "ZonegateDaemon",
+            "ZonegatePolicy", "ZonegateEngine", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateDocker", "ZonegateDaemon", "ZonegateProbe",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
