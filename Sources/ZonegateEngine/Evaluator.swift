@@ -232,8 +232,13 @@ public struct PolicyEvaluator: Sendable {
             return Decision(verdict: .allow, rules: [], matchingRules: [], ingressRestrictions: ingress, egressRestrictions: egress,
                             untouched: true)
         }
-        let matching = ruleSetIndices(from: source, to: destination).map { policy.rules[$0] }
-            .filter { rule in rule.portRanges.contains { $0.contains(port) } }.map(\.name)
+        // In place: copying each candidate Rule (names, endpoints, annotations) cost more than
+        // the rest of the verdict.
+        var matching: [String] = []
+        for index in ruleSetIndices(from: source, to: destination) {
+            let covers = policy.rules[index].ports.map { ranges in ranges.contains { $0.contains(port) } } ?? PortRange.all(port.proto).contains(port)
+            if covers { matching.append(policy.rules[index].name) }
+        }
         let restrictions = (ingress ?? []) + (egress ?? [])
         let verdict: VerdictKind
         if !matching.isEmpty || restrictions.isEmpty {
