@@ -179,7 +179,9 @@ public actor Reconciler: Service {
     private func start() async throws -> AsyncThrowingStream<DockerEvent, Error> {
         policyFingerprint = environment.policyFingerprint()
         do {
-            latestPolicy = try environment.loadPolicy()
+            let loaded = try loadValidPolicy()
+            latestPolicy = loaded.policy
+            logCDERules(loaded.cde)
         } catch let error as PolicyError {
             throw StartupFailure(kind: .invalidPolicy, description: "policy rejected, nothing changed in the kernel:\n\(error)")
         } catch {
@@ -267,8 +269,9 @@ public actor Reconciler: Service {
     /// problem's file:line:column and the last good policy stays enforced.
     private func reloadPolicy(because reasons: [String]) -> Bool {
         let loaded: Policy
+        let cde: CDEJustification
         do {
-            loaded = try environment.loadPolicy()
+            (loaded, cde) = try loadValidPolicy()
         } catch let error as PolicyError {
             for diagnostic in error.diagnostics {
                 logger.error("\(diagnostic)", metadata: ["location": "\(diagnostic.location)"])
@@ -291,7 +294,32 @@ public actor Reconciler: Service {
             "zones": .number(loaded.zones.count), "rules": .number(loaded.rules.count),
         ])
         latestPolicy = loaded
+        logCDERules(cde)
         return true
+    }
+
+    /// The policy read and validated whole: parsed, and every rule that can reach a `pci: cde`
+    /// zone justified (policy.md); throws `PolicyError` for either.
+    private func loadValidPolicy() throws -> (policy: Policy, cde: CDEJustification) {
+        let policy = try environment.loadPolicy()
+        let cde = CDEJustification(policy: policy)
+        try cde.validate()
+        return (policy, cde)
+    }
+
+    /// Each rule that can allow flows into or out of a CDE zone, once per policy loaded, with who
+    /// owns it and why it is needed: the log shows what the CDE is open to (PCI DSS 1.2.5).
+    private func logCDERules(_ cde: CDEJustification) {
+        for (rule, reach) in cde.reachingRules {
+            var metadata: Logger.Metadata = [
+                "rule": "\(rule.name)", "cde_zone": "\(reach.cdeZone)", "direction": "\(reach.direction)", "why": "\(reach.why)",
+                "owner": "\(rule.annotations.owner ?? "")", "justification": "\(rule.annotations.justification ?? "")",
+                "ports": "\(rule.ports.map { $0.map(\.description).joined(separator: ", ") } ?? "all")",
+            ]
+            if let ticket = rule.annotations.ticket { metadata["ticket"] = "\(ticket)" }
+            if let location = rule.location { metadata["location"] = "\(location)" }
+            logger.info("rule reaches the CDE", metadata: metadata)
+        }
     }
 
     /// Reads what the work names from Docker, then enforces: the containers it names alone when
