@@ -9,7 +9,7 @@ public struct Zonegate: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "zonegate",
         abstract: "Network segmentation for Docker hosts: zone policies enforced with nftables.",
-        subcommands: [Run.self, Check.self, Matrix.self, Explain.self, InventoryCommand.self, Plan.self, Teardown.self]
+        subcommands: [Run.self, Check.self, Matrix.self, Explain.self, InventoryCommand.self, Plan.self, Verify.self, VerifyReport.self, Teardown.self]
     )
 
     public init() {}
