@@ -79,6 +79,41 @@ final class ProbeRun {
     private var attempts: [Attempt] = []
     private var flowNotes: [Int: String] = [:]
     private var epoll: Int32 = -1
+    /// Neighbour entries this run may add per family (IPv4 true) within `NeighbourTable.window`.
+    private var neighbourBudget: [Bool: Int] = [:]
+    /// When each (source, destination address) pair was last started: the neighbour entry it
+    /// needs counts against the budget until the kernel may collect it again.
+    private var pairUse: [PairKey: UInt64] = [:]
+    private var pairsInWindow: [Bool: Int] = [true: 0, false: 0]
+    private var pairExpiry: [(time: UInt64, key: PairKey)] = []
+    private var pairExpiryHead = 0
+    private var tableFullsBefore: [Bool: Int] = [:]
+
+    /// A neighbour entry: in `source`'s namespace, for `address` (on the same link), or for
+    /// its gateway of that family (`address` nil).
+    struct PairKey: Hashable {
+        var source: ProbeSource
+        var address: IPAddress?
+        var ipv4: Bool
+    }
+
+    /// The neighbour entry an attempt needs. Containers that share no bridge reach each other
+    /// through their gateway (one entry per source and family). The host resolves every
+    /// container directly, for its own probes and when it forwards the outside namespace's.
+    private func neighbourKey(_ attempt: Attempt) -> PairKey {
+        let ipv4 = attempt.address.isIPv4
+        switch attempt.source {
+        case .host, .world:
+            return PairKey(source: .host, address: attempt.address, ipv4: ipv4)
+        case .container(let name):
+            let ownBridges = containers[name]?.bridges ?? []
+            let theirs = containers[plan.flows[attempt.flow].to]?.bridges ?? []
+            if !ownBridges.isEmpty && !theirs.isEmpty && Set(ownBridges).isDisjoint(with: theirs) {
+                return PairKey(source: attempt.source, address: nil, ipv4: ipv4)
+            }
+            return PairKey(source: attempt.source, address: attempt.address, ipv4: ipv4)
+        }
+    }
 
     init(plan: ProbePlan, options: ProbeOptions, cancellation: ProbeCancellation) {
         self.plan = plan
@@ -171,10 +206,23 @@ final class ProbeRun {
         }
         planAttempts()
         placeListeners()
+        for ipv4 in [true, false] {
+            let table = NeighbourTable(ipv4: ipv4)
+            neighbourBudget[ipv4] = max(64, table.threshold - table.entries - NeighbourTable.margin)
+            tableFullsBefore[ipv4] = table.tableFulls
+        }
         try loop(from: 0, maxInFlight: options.maxInFlight)
         try retryUnansweredAllowedFlows()
         checkRefusals()
-        return report()
+        var warnings: [String] = []
+        for ipv4 in [true, false] {
+            let fulls = NeighbourTable(ipv4: ipv4).tableFulls - (tableFullsBefore[ipv4] ?? 0)
+            if fulls > 0 {
+                warnings.append("the kernel's \(ipv4 ? "ARP" : "IPv6 neighbour") table overflowed \(fulls) times during the run " +
+                                "(net.\(ipv4 ? "ipv4" : "ipv6").neigh.default.gc_thresh3, shared by every namespace): a blocked result may be a lost neighbour lookup")
+            }
+        }
+        return report(warnings: warnings)
     }
 
     private var deadline: UInt64 { start + options.deadline.nanoseconds }
@@ -398,7 +446,8 @@ final class ProbeRun {
             let budget = Int((now - loopStart) / 1_000_000_000 * UInt64(options.launchRate)
                              + (now - loopStart) % 1_000_000_000 * UInt64(options.launchRate) / 1_000_000_000) + Self.launchBurst - (next - first)
             var launched = 0
-            while inFlight < maxInFlight && next < attempts.count && launched < budget {
+            expirePairs(now: now)
+            while inFlight < maxInFlight && next < attempts.count && launched < budget && neighbourAllows(attempts[next], now: now) {
                 launched += 1
                 let attempt = attempts[next]
                 next += 1
@@ -427,6 +476,36 @@ final class ProbeRun {
                 lastScan = after
                 active.removeAll { attempts[$0].outcome != nil }
                 for index in active where timeout(attempts[index], now: after) { inFlight -= 1 }
+            }
+        }
+    }
+
+    /// Every (source, destination address) pair needs a neighbour entry in the source's
+    /// namespace (ARP or neighbour discovery; counted per destination even where the gateway
+    /// is the next hop, which over-counts). The kernel's tables are shared by all namespaces
+    /// and hold gc_thresh3 entries (1024 by default); an entry used in the last 5 s cannot be
+    /// collected, and a lookup that finds the table full drops the packet silently, which would
+    /// read as `blocked`. So new pairs start only while the run's share of the table allows.
+    private func neighbourAllows(_ attempt: Attempt, now: UInt64) -> Bool {
+        let key = neighbourKey(attempt)
+        let ipv4 = key.ipv4
+        if pairUse[key] == nil {
+            guard pairsInWindow[ipv4, default: 0] < neighbourBudget[ipv4, default: 64] else { return false }
+            pairsInWindow[ipv4, default: 0] += 1
+        }
+        pairUse[key] = now
+        pairExpiry.append((now + NeighbourTable.window.nanoseconds, key))
+        return true
+    }
+
+    private func expirePairs(now: UInt64) {
+        while pairExpiryHead < pairExpiry.count && pairExpiry[pairExpiryHead].time <= now {
+            let (time, key) = pairExpiry[pairExpiryHead]
+            pairExpiryHead += 1
+            // Only the pair's last use releases it.
+            if let last = pairUse[key], last + NeighbourTable.window.nanoseconds == time {
+                pairUse[key] = nil
+                pairsInWindow[key.ipv4, default: 1] -= 1
             }
         }
     }
@@ -723,7 +802,7 @@ final class ProbeRun {
         return nil
     }
 
-    private func report() -> ProbeReport {
+    private func report(warnings: [String]) -> ProbeReport {
         var byFlow: [Int: [Attempt]] = [:]
         for attempt in attempts where !attempt.superseded { byFlow[attempt.flow, default: []].append(attempt) }
         var results: [ProbeResult] = []
@@ -755,7 +834,8 @@ final class ProbeRun {
         }
         let outsideHost = outside.map { OutsideHost(addresses: $0.addresses, hostAddresses: $0.hostAddresses, hostLink: $0.hostLink) }
         return ProbeReport(results: results, outside: outsideHost,
-                           elapsed: .nanoseconds(Int64(monotonicNanoseconds() - start)), attemptCount: attempts.count)
+                           elapsed: .nanoseconds(Int64(monotonicNanoseconds() - start)), attemptCount: attempts.count,
+                           warnings: warnings)
     }
 
     /// Closes every socket and listener, removes the outside namespace, and returns the thread
@@ -777,5 +857,35 @@ final class ProbeRun {
         namespaces = [:]
         if epoll >= 0 { close(epoll) }
         if hostNamespace >= 0 { close(hostNamespace) }
+    }
+}
+
+/// The kernel's neighbour table of one family (ARP or IPv6 neighbour discovery), which every
+/// network namespace shares.
+struct NeighbourTable {
+    /// How long after its last use a pair still holds its entry: the kernel's forced collection
+    /// spares entries updated in the last 5 s; one more for the attempt's own time.
+    static let window: Duration = .milliseconds(6200)
+    /// Entries left to the rest of the host.
+    static let margin = 128
+
+    var entries = 0
+    var tableFulls = 0
+    var threshold = 1024
+
+    init(ipv4: Bool) {
+        // Columns: entries ... table_fulls, in hex, one row per CPU; entries is table-wide.
+        let rows = (readSmallFile("/proc/net/stat/\(ipv4 ? "arp_cache" : "ndisc_cache")") ?? "").split(separator: "\n").dropFirst()
+        for (index, row) in rows.enumerated() {
+            let fields = row.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first, let last = fields.last else { continue }
+            if index == 0 { entries = Int(first, radix: 16) ?? 0 }
+            tableFulls += Int(last, radix: 16) ?? 0
+        }
+        // Readable only from the host's first namespace; elsewhere the kernel default stands.
+        if let text = readSmallFile("/proc/sys/net/\(ipv4 ? "ipv4" : "ipv6")/neigh/default/gc_thresh3"),
+           let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            threshold = value
+        }
     }
 }

@@ -217,6 +217,8 @@ public struct ProbeReport: Sendable {
     public var elapsed: Duration
     /// Individual attempts made (one per destination address tried).
     public var attemptCount: Int
+    /// What may make results wrong (the kernel's neighbour table overflowed).
+    public var warnings: [String] = []
 
     public func count(_ outcome: ProbeOutcome) -> Int { results.count { $0.outcome == outcome } }
     public var disagreements: [ProbeResult] { results.filter { !$0.agrees } }

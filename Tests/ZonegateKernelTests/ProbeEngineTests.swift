@@ -240,7 +240,7 @@ struct ProbeEngineTests {
         let allowed = plan.flows.count { $0.allowed }
         print("probe throughput: \(plan.flows.count) flows (\(allowed) allowed), \(report.attemptCount) attempts in \(report.elapsed): " +
               "\(report.count(.reached)) reached, \(report.count(.blocked)) blocked, \(report.count(.notProbed)) not probed, " +
-              "\(report.results.count { ($0.note ?? "").hasPrefix("second try") }) tried twice")
+              "\(report.results.count { ($0.note ?? "").hasPrefix("second try") }) tried twice; warnings: \(report.warnings)")
         let disagreements = report.disagreements.count
         // Known: under the full load a few allowed TCP flows (~0.5-3%) get no answer twice; every
         // one of them reaches when probed again a second later a few at a time. Not explained yet
