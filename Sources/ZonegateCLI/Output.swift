@@ -35,6 +35,17 @@ public enum Render {
             ("verdict", .string(explanation.verdict.rawValue)),
             ("rules", .strings(explanation.rules)),
             ("reasons", .strings(explanation.reasons)),
+            // Each rule covering the flow with who owns it, the change that approved it and why it is needed.
+            ("matchingRules", .array(explanation.matchingRules.map { rule in
+                func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+                return .object([
+                    ("name", .string(rule.name)), ("allows", .bool(rule.allows)),
+                    ("file", text(rule.location?.file)), ("line", rule.location.map { .number($0.line) } ?? .null),
+                    ("column", rule.location.map { .number($0.column) } ?? .null),
+                    ("owner", text(rule.owner)), ("ticket", text(rule.ticket)), ("justification", text(rule.justification)),
+                    ("description", text(rule.description)),
+                ])
+            })),
         ])
     }
 

@@ -6,6 +6,38 @@ public struct Explanation: Hashable, Sendable {
     public var verdict: VerdictKind
     public var rules: [String]
     public var reasons: [String]
+    /// The rules that cover the flow, with what they carry for people (owner, ticket,
+    /// justification): who answers for the flow and why it is allowed (PCI DSS 1.2.5).
+    public var matchingRules: [ExplainedRule] = []
+}
+
+/// A rule that covers an explained flow, with its location and annotations.
+public struct ExplainedRule: Hashable, Sendable {
+    public var name: String
+    public var location: SourceLocation?
+    public var owner: String?
+    public var ticket: String?
+    public var justification: String?
+    public var description: String?
+    /// true when the rule is what allows the flow; false when the flow needs no rule (no side
+    /// restricted) and the rule covers it as well.
+    public var allows: Bool
+
+    public init(_ rule: Rule, allows: Bool) {
+        name = rule.name
+        location = rule.location
+        owner = rule.annotations.owner
+        ticket = rule.annotations.ticket
+        justification = rule.annotations.justification
+        description = rule.annotations.description
+        self.allows = allows
+    }
+
+    /// "owner: payments-platform; ticket: CHG-1234; justification: card auth API; node-exporter metrics".
+    public var notes: String {
+        [owner.map { "owner: \($0)" }, ticket.map { "ticket: \($0)" }, justification.map { "justification: \($0)" }, description]
+            .compactMap { $0 }.joined(separator: "; ")
+    }
 }
 
 extension PolicyEvaluator {
@@ -26,13 +58,14 @@ extension PolicyEvaluator {
         if decision.matchingRules.isEmpty {
             reasons.append("no rule allows \(flowText)")
         }
+        var matching: [ExplainedRule] = []
         for ruleName in decision.matchingRules {
             guard let rule = policy.rules.first(where: { $0.name == ruleName }) else { continue }
-            var text = "rule \(rule.name) \(decision.rules.isEmpty ? "also covers" : "allows") \(flowText)"
+            let explained = ExplainedRule(rule, allows: !decision.rules.isEmpty)
+            matching.append(explained)
+            var text = "rule \(rule.name) \(explained.allows ? "allows" : "also covers") \(flowText)"
             if let location = rule.location { text += " (\(location))" }
-            let notes = [rule.annotations.owner.map { "owner: \($0)" }, rule.annotations.ticket.map { "ticket: \($0)" },
-                         rule.annotations.description].compactMap { $0 }
-            if !notes.isEmpty { text += " [\(notes.joined(separator: "; "))]" }
+            if !explained.notes.isEmpty { text += " [\(explained.notes)]" }
             reasons.append(text)
         }
         switch decision.verdict {
@@ -47,7 +80,8 @@ extension PolicyEvaluator {
             let zones = ((decision.ingressRestrictions ?? []) + (decision.egressRestrictions ?? [])).map(\.source)
             reasons.append("would be denied, but only by \(zones.joined(separator: ", ")) in audit mode: it passes and is logged as would-be-denied")
         }
-        return Explanation(verdict: decision.verdict, rules: decision.verdict == .allow ? decision.rules : [], reasons: reasons)
+        return Explanation(verdict: decision.verdict, rules: decision.verdict == .allow ? decision.rules : [], reasons: reasons,
+                           matchingRules: matching)
     }
 
     private func describe(_ peer: Peer, as role: String) -> String {
