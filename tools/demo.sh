@@ -6,8 +6,10 @@
 # any, its ruleset and its /run are never touched, and everything vanishes with the namespaces.
 # It imports a tiny busybox image (no registry needed), starts containers in the example zones,
 # runs `zonegate run`, tries each flow below with a real connection from inside a container,
-# prints what was expected and what happened, shows the live matrix, and cleans up (also on
-# Ctrl-C or error). Exit status 1 if any observed verdict differs from the expected one.
+# prints what was expected and what happened, shows the live matrix, ends with `zonegate verify
+# --probe --report DIR` (the evidence for a PCI DSS assessor, kept in /tmp after the demo), and
+# cleans up (also on Ctrl-C or error). Exit status 1 if any observed verdict differs from the
+# expected one or verify fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZONEGATE="$PWD/.build/debug/zonegate"
@@ -137,8 +139,28 @@ echo "== zonegate matrix for the live host"
 echo "== why web-1 cannot reach payments-1 (zonegate explain)"
 "$ZONEGATE" explain --policies "$WORK/policies" --docker-host "unix://$SOCK" --from web-1 --to payments-1 --port 8443/tcp --format table
 
+echo "== who answers for api-1 -> payments-1, a flow into the CDE (owner, ticket, justification)"
+"$ZONEGATE" explain --policies "$WORK/policies" --docker-host "unix://$SOCK" --from api-1 --to payments-1 --port 8443/tcp --format table
+
 if [ "$failures" -ne 0 ]; then
     echo "== $failures observed verdict(s) differ from the policy"
+else
+    echo "== every observed verdict matches the policy"
+fi
+
+# The report outlives the demo's namespaces (which end with it): /tmp is the host's.
+REPORT=$(mktemp -d /tmp/zonegate-evidence-XXXXXX)
+echo "== proof of isolation: zonegate verify --probe --report $REPORT"
+set +e
+"$ZONEGATE" verify --policies "$WORK/policies" --docker-host "unix://$SOCK" --probe --report "$REPORT" --format table 2>&1 \
+    | sed 's/^/   /'
+verified=${PIPESTATUS[0]}
+set -e
+echo "   the report for an assessor: $REPORT/evidence.md (evidence.json, SHA256SUMS beside it;"
+echo "   'zonegate verify-report $REPORT' checks that nothing in it changed)"
+
+if [ "$failures" -ne 0 ]; then exit 1; fi
+if [ "$verified" -ne 0 ]; then
+    echo "== zonegate verify failed (exit $verified): see $REPORT/evidence.md"
     exit 1
 fi
-echo "== every observed verdict matches the policy"
