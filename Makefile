@@ -58,5 +58,6 @@ clean:
 # starts a private dockerd and the zonegate binary (debug, as the end-to-end tests).
 bench: deps
 	$(SWIFT) build --product zonegate
+	$(SWIFT) build -c release --product zonegate
 	$(SWIFT) build -c release --product zonegate-bench
 	ZONEGATE_BENCH_NETNS=1 unshare --net --mount --propagation private -- .build/release/zonegate-bench bench-results.json
