@@ -312,7 +312,7 @@ public actor Reconciler: Service {
     private func logCDERules(_ cde: CDEJustification) {
         for (rule, reach) in cde.reachingRules {
             var metadata: Logger.Metadata = [
-                "rule": "\(rule.name)", "cde_zone": "\(reach.cdeZone)", "direction": "\(reach.direction)", "why": "\(reach.why)",
+                "rule": "\(rule.name)", "cde_zones": .list(reach.cdeZones), "direction": "\(reach.direction)", "why": "\(reach.why)",
                 "owner": "\(rule.annotations.owner ?? "")", "justification": "\(rule.annotations.justification ?? "")",
                 "ports": "\(rule.ports.map { $0.map(\.description).joined(separator: ", ") } ?? "all")",
             ]

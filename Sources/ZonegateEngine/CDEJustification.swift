@@ -18,7 +18,10 @@ public struct CDEReach: Hashable, Sendable {
     }
 
     public var rule: String
+    /// The CDE zone the reason names.
     public var cdeZone: String
+    /// Every CDE zone the rule can reach, through either side (policy order).
+    public var cdeZones: [String]
     public var kind: Kind
     /// The rule endpoint that reaches the CDE zone.
     public var endpoint: Endpoint
@@ -74,36 +77,51 @@ public struct CDEJustification: Sendable {
             return
         }
         let cdeNames = Set(cdeZones)
-        let model = ProverModel(policy: policy)
+        // The prover's questions about one peer (`ProverModel.containerSatisfiable`), asked
+        // directly: a container can be in zones A and B when their selectors can match one set of
+        // labels together; it can hold an address in a block when the block has one left after its
+        // exceptions (a container may hold any address).
+        let selectors = Dictionary(policy.zones.map { ($0.name, CompiledSelector($0.selector)) }, uniquingKeysWith: { a, _ in a })
+        func together(_ zones: String...) -> Bool {
+            LabelSatisfiability.satisfiable(matching: zones.map { selectors[$0] ?? .never }, notMatching: [])
+        }
         // The CDE zones some container can be in: only they can be reached through another endpoint.
-        let inhabited = cdeZones.filter { model.containerSatisfiable(PeerConstraint(party: .zone($0))) }
-        var answers: [Endpoint: (kind: CDEReach.Kind, zone: String)?] = [:]
-        func reach(_ endpoint: Endpoint) -> (kind: CDEReach.Kind, zone: String)? {
+        let inhabited = cdeZones.filter { together($0) }
+        // Per distinct endpoint: how it reaches the CDE and which CDE zones (empty: it does not).
+        var answers: [Endpoint: (kind: CDEReach.Kind, zones: [String])] = [:]
+        func reach(_ endpoint: Endpoint) -> (kind: CDEReach.Kind, zones: [String]) {
             if let known = answers[endpoint] { return known }
-            let answer: (kind: CDEReach.Kind, zone: String)?
+            let answer: (kind: CDEReach.Kind, zones: [String])
             switch endpoint {
             case .zone(let name) where cdeNames.contains(name):
-                answer = (.names, name)
-            case .zone, .cidr:
-                let kind: CDEReach.Kind = endpoint.isZone ? .sharedZone : .cidr
-                answer = inhabited.first { model.containerSatisfiable(PeerConstraint(party: .zone($0)), matching: endpoint) }
-                    .map { (kind, $0) }
+                // The zone itself, and the CDE zones that can share a container with it.
+                answer = (.names, [name] + inhabited.filter { $0 != name && together($0, name) })
+            case .zone(let name):
+                answer = (.sharedZone, inhabited.filter { together($0, name) })
+            case .cidr(let block):
+                answer = (.cidr, AddressRanges(block).isEmpty ? [] : inhabited)
             case .any:
-                answer = inhabited.first.map { (.any, $0) }
+                answer = (.any, inhabited)
             case .world, .host:
-                answer = nil
+                answer = (.any, [])
             }
             answers[endpoint] = answer
             return answer
         }
+        let order = Dictionary(cdeZones.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         reaches = policy.rules.map { rule in
             var best: CDEReach?
+            var zones: Set<String> = []
             for (endpoints, into) in [(rule.from, false), (rule.to, true)] {
                 for endpoint in endpoints {
-                    guard let found = reach(endpoint), best.map({ found.kind < $0.kind }) ?? true else { continue }
-                    best = CDEReach(rule: rule.name, cdeZone: found.zone, kind: found.kind, endpoint: endpoint, into: into)
+                    let found = reach(endpoint)
+                    guard let first = found.zones.first else { continue }
+                    zones.formUnion(found.zones)
+                    guard best.map({ found.kind < $0.kind }) ?? true else { continue }
+                    best = CDEReach(rule: rule.name, cdeZone: first, cdeZones: [], kind: found.kind, endpoint: endpoint, into: into)
                 }
             }
+            best?.cdeZones = zones.sorted { order[$0]! < order[$1]! }
             return best
         }
     }
@@ -114,15 +132,22 @@ public struct CDEJustification: Sendable {
     }
 
     /// One error per rule that reaches a CDE zone without a non-empty owner and justification,
-    /// at the rule.
+    /// at the rule; past `PolicyLimits.diagnostics`, one last one says that more were left out
+    /// (as the parser does).
     public var diagnostics: [PolicyDiagnostic] {
-        reachingRules.compactMap { rule, reach in
+        var found: [PolicyDiagnostic] = []
+        for (rule, reach) in reachingRules {
             let missing = Self.missingFields(rule.annotations)
-            guard !missing.isEmpty else { return nil }
+            guard !missing.isEmpty else { continue }
             let location = rule.location ?? SourceLocation(file: "policy", line: 1, column: 1)
-            return PolicyDiagnostic(location, "rule \(rule.name) can allow flows \(reach.direction) a CDE zone: \(reach.why); "
-                + "add a non-empty \(missing.joined(separator: " and ")) (who owns the flow and its business need, PCI DSS 1.2.5)")
+            guard found.count < PolicyLimits.diagnostics else {
+                found.append(PolicyDiagnostic(location, "more than \(PolicyLimits.diagnostics) errors; the rest are not reported"))
+                break
+            }
+            found.append(PolicyDiagnostic(location, "rule \(rule.name) can allow flows \(reach.direction) a CDE zone: \(reach.why); "
+                + "add a non-empty \(missing.joined(separator: " and ")) (who owns the flow and its business need, PCI DSS 1.2.5)"))
         }
+        return found
     }
 
     /// Throws the policy's CDE errors, if any, as a rejected policy.
@@ -135,12 +160,5 @@ public struct CDEJustification: Sendable {
     static func missingFields(_ annotations: RuleAnnotations) -> [String] {
         func blank(_ text: String?) -> Bool { text.map { $0.allSatisfy(\.isWhitespace) } ?? true }
         return [blank(annotations.owner) ? "owner" : nil, blank(annotations.justification) ? "justification" : nil].compactMap { $0 }
-    }
-}
-
-extension Endpoint {
-    fileprivate var isZone: Bool {
-        if case .zone = self { return true }
-        return false
     }
 }

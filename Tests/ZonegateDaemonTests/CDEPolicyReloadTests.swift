@@ -33,7 +33,7 @@ import ZonegatePolicy
         // Once per policy loaded: the CDE rule with who owns it and why.
         let logged = harness.messages("rule reaches the CDE")
         #expect(logged.count == 1, "\(harness.lines.withLock { $0 })")
-        #expect(logged.first?["rule"] as? String == "web-to-api" && logged.first?["cde_zone"] as? String == "api")
+        #expect(logged.first?["rule"] as? String == "web-to-api" && logged.first?["cde_zones"] as? [String] == ["api"])
         #expect(logged.first?["owner"] as? String == "payments-platform" && logged.first?["ticket"] as? String == "CHG-1")
         #expect(logged.first?["justification"] as? String == "card authorisation API")
         #expect(logged.first?["direction"] as? String == "into" && logged.first?["location"] as? String == "p.yaml:5:5")

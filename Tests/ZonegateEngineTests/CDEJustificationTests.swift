@@ -135,7 +135,34 @@ final class CDEJustificationTests: XCTestCase {
         XCTAssertEqual(justification.reaches[0]?.kind, .sharedZone)
         XCTAssertEqual(justification.reaches[1]?.kind, .names)
         XCTAssertEqual(justification.reachingRules.map(\.rule.name), ["r1", "r2"])
+        // A vault container can be a payments one too.
+        XCTAssertEqual(justification.reaches.map { $0?.cdeZones }, [["vault"], ["payments", "vault"]])
         XCTAssertEqual(justification.diagnostics.map(\.location.line), [6])
+    }
+
+    /// Every CDE zone a rule reaches is listed, whichever reason is given.
+    func testEveryCDEZoneReached() {
+        let justification = CDEJustification(policy: policy("""
+            zones:
+              - {name: payments, selector: {matchLabels: {tier: payments}}, pci: cde}
+              - {name: vault, selector: {matchLabels: {store: cards}}, pci: cde}
+              - {name: db, selector: {matchLabels: {tier: db}}, pci: cde}
+            rules:
+              - {name: r1, from: payments, to: db, owner: o, justification: j}
+              - {name: r2, from: any, to: world, owner: o, justification: j}
+              - {name: r3, from: {cidr: 10.0.0.0/8}, to: world, owner: o, justification: j}
+            """))
+        XCTAssertEqual(justification.reaches.map { $0?.cdeZones }, [["payments", "vault", "db"], ["payments", "vault", "db"], ["payments", "vault", "db"]])
+        XCTAssertEqual(justification.reaches.map { $0?.cdeZone }, ["payments", "payments", "payments"])
+        XCTAssertEqual(justification.diagnostics, [])
+    }
+
+    /// Errors are bounded as the parser's are: a policy of many unjustified rules is not thousands of lines.
+    func testErrorsAreBounded() {
+        let rules = (1...(PolicyLimits.diagnostics + 5)).map { _ in "  - {from: payments, to: world}" }.joined(separator: "\n")
+        let found = CDEJustification(policy: policy(Self.zones + "\nrules:\n" + rules + "\n")).diagnostics
+        XCTAssertEqual(found.count, PolicyLimits.diagnostics + 1)
+        XCTAssertEqual(found.last?.message, "more than \(PolicyLimits.diagnostics) errors; the rest are not reported")
     }
 
     /// The example policy of the repository passes: every rule into or out of its CDE is justified.
