@@ -38,18 +38,3 @@ struct DockerOptions: ParsableArguments {
         }
     }
 }
-
-/// `zonegate run --resync-interval` and friends: `500ms`, `30s`, `2m`, `1h`, `1.5s`.
-struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
-    var duration: Duration
-    var description: String
-
-    init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        guard let (suffix, scale) = units.first(where: { argument.hasSuffix($0.0) && Double(argument.dropLast($0.0.count)) != nil }),
-              let value = Double(argument.dropLast(suffix.count)), value > 0,
-              value * scale <= 1e9 else { return nil }  // finite and within Int64 milliseconds: no trapping conversion
-        duration = .milliseconds(Int64((value * scale * 1000).rounded()))
-        description = argument
-    }
-}

@@ -141,12 +141,6 @@ enum ErrorOutput {
     }
 }
 
-/// One line on standard error (for the daemon's own startup messages; errors go through
-/// `ErrorOutput`).
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((Escape.line(message) + "\n").utf8))
-}
-
 /// `--policies DIR`, shared by every subcommand.
 struct PolicyOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The policy directory.", valueName: "DIR"))

@@ -2,7 +2,7 @@ import Foundation
 import ZonegatePolicy
 
 /// Where a container is plugged into one Docker bridge network: what binds its addresses to it.
-public struct BridgeAttachment: Hashable, Sendable, Codable {
+public struct BridgeAttachment: Hashable, Sendable, Encodable {
     /// The Linux bridge device of the network (`docker0`, `br-<id>`).
     public var bridge: String
     /// The host side of the container's veth: the bridge port its packets arrive on.
@@ -43,7 +43,7 @@ public struct HostPortMapping: Hashable, Sendable, Comparable, CustomStringConve
 }
 
 /// A managed container as zonegate sees it: identity, labels, addresses, exposed ports.
-public struct Container: Hashable, Sendable, Codable {
+public struct Container: Hashable, Sendable, Encodable {
     public var name: String
     public var id: String?
     public var labels: [String: String]
@@ -68,30 +68,6 @@ public struct Container: Hashable, Sendable, Codable {
 
     private enum CodingKeys: String, CodingKey { case name, id, labels, addresses, ports, attachments, published }
 
-    public init(from decoder: Decoder) throws {
-        let values = try decoder.container(keyedBy: CodingKeys.self)
-        name = try values.decode(String.self, forKey: .name)
-        id = try values.decodeIfPresent(String.self, forKey: .id)
-        labels = try values.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
-        addresses = try values.decodeIfPresent([IPAddress].self, forKey: .addresses) ?? []
-        let portTexts = try values.decodeIfPresent([String].self, forKey: .ports) ?? []
-        attachments = try values.decodeIfPresent([BridgeAttachment].self, forKey: .attachments) ?? []
-        published = try (values.decodeIfPresent([String].self, forKey: .published) ?? []).map { text in
-            guard let mapping = HostPortMapping.parse(text) else {
-                throw DecodingError.dataCorruptedError(forKey: .published, in: values,
-                    debugDescription: "'\(text)' is not a published port; expected HOSTPORT->PORT/PROTO such as 18080->8080/tcp")
-            }
-            return mapping
-        }
-        ports = try portTexts.map { text in
-            guard let port = ServicePort.parse(text) else {
-                throw DecodingError.dataCorruptedError(forKey: .ports, in: values,
-                    debugDescription: "'\(text)' is not a port; expected PORT/PROTO such as 80/tcp")
-            }
-            return port
-        }
-    }
-
     public func encode(to encoder: Encoder) throws {
         var values = encoder.container(keyedBy: CodingKeys.self)
         try values.encode(name, forKey: .name)
@@ -106,7 +82,7 @@ public struct Container: Hashable, Sendable, Codable {
 
 /// A container attachment zonegate cannot enforce on (host network, macvlan, ipvlan, overlay,
 /// another container's namespace): reported, never silently ignored.
-public struct UnenforcedAttachment: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct UnenforcedAttachment: Hashable, Sendable, Encodable, CustomStringConvertible {
     public var container: String
     /// The Docker network (`host`, a macvlan network's name, `container:<name>`).
     public var network: String
@@ -122,7 +98,7 @@ public struct UnenforcedAttachment: Hashable, Sendable, Codable, CustomStringCon
 }
 
 /// The containers of a host at one moment: what `zonegate inventory` prints and `--inventory` reads.
-public struct Inventory: Hashable, Sendable, Codable {
+public struct Inventory: Hashable, Sendable, Encodable {
     public var containers: [Container]
     /// The bridge devices zonegate manages, with or without containers on them yet: an address
     /// on one of them that no container of the inventory holds sends and receives nothing.
@@ -137,13 +113,6 @@ public struct Inventory: Hashable, Sendable, Codable {
     }
 
     private enum CodingKeys: String, CodingKey { case containers, bridges, unenforced }
-
-    public init(from decoder: Decoder) throws {
-        let values = try decoder.container(keyedBy: CodingKeys.self)
-        containers = try values.decode([Container].self, forKey: .containers)
-        bridges = try values.decodeIfPresent([String].self, forKey: .bridges) ?? []
-        unenforced = try values.decodeIfPresent([UnenforcedAttachment].self, forKey: .unenforced) ?? []
-    }
 
     public func encode(to encoder: Encoder) throws {
         var values = encoder.container(keyedBy: CodingKeys.self)
