@@ -244,10 +244,39 @@ public enum EvidenceReport {
                 out.append("")
                 out.append("## CDE zone \(facts.zone.name): flows allowed \(title) it (PCI DSS \(requirement))")
                 out.append("")
+                // Flows to or from addresses that are no container of this host (world, the host, CIDR
+                // blocks) are no rows of the matrix: the rules that allow them are listed instead.
+                let outsideRules = policy.rules.filter { rule in
+                    let inner = title == "into" ? rule.to : rule.from
+                    let outer = title == "into" ? rule.from : rule.to
+                    let namesZone = inner.contains { $0 == .any || $0 == .zone(facts.zone.name) }
+                    let reachesOutside = outer.contains { endpoint in
+                        switch endpoint {
+                        case .world, .host, .any, .cidr: return true
+                        case .zone: return false
+                        }
+                    }
+                    return namesZone && reachesOutside
+                }
+                if !outsideRules.isEmpty {
+                    out.append("Rules allowing flows \(title) it \(title == "into" ? "from" : "to") addresses other than this host's containers:")
+                    out.append("")
+                    out.append("| rule | \(title == "into" ? "from" : "to") | ports | owner | ticket | justification |")
+                    out.append("| --- | --- | --- | --- | --- | --- |")
+                    for rule in outsideRules {
+                        let outer = (title == "into" ? rule.from : rule.to).filter { if case .zone = $0 { return false } else { return true } }
+                        out.append("| \(md(rule.name)) | \(md(outer.map(\.description).joined(separator: ", "))) | "
+                            + "\(md(rule.ports.map { $0.map(\.description).joined(separator: ", ") } ?? "all")) | \(md(rule.annotations.owner ?? "")) | "
+                            + "\(md(rule.annotations.ticket ?? "")) | \(md(rule.annotations.justification ?? "")) |")
+                    }
+                    out.append("")
+                }
                 if selected.isEmpty {
-                    out.append("None: every flow \(title) the zone's containers from outside the zone is denied.")
+                    out.append("No flow \(title) the zone \(title == "into" ? "from" : "to") another of this host's containers\(title == "into" ? " or from world or host" : "") is allowed.")
                     continue
                 }
+                out.append("Flows \(title) it of the containers running now:")
+                out.append("")
                 out.append("| from | to | port | verdict | rules | owner | ticket | justification |")
                 out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
                 for row in selected.prefix(markdownCDELimit) {

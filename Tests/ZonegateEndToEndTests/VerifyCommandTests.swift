@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import ZonegateTesting
+
+/// `zonegate verify` on the private dockerd: passes on a reconciled host; fails when a container
+/// starts while the daemon is stopped, and passes again once it is gone; with --probe fails on
+/// an accept rule planted in zonegate's chain, the leak visible in the probe rows.
+@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+struct VerifyCommandTests {
+    func verify(_ host: EndToEndHost, _ extra: [String] = []) throws -> (CommandOutcome, Duration) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome = try ZonegateBinary.run(["verify", "--policies", host.policies, "--docker-host", host.docker.host] + extra,
+                                             timeout: .seconds(150))
+        return (outcome, clock.now - start)
+    }
+
+    @Test func verifyFollowsTheKernelAndTheProbes() throws {
+        let host = try EndToEndHost()
+        defer { host.close() }
+        let web = try host.add("vf-web", zone: "web")
+        try host.add("vf-api", zone: "api")
+        try host.add("vf-db", zone: "db")
+        let daemon = try host.startZonegate()
+        let report = host.docker.directory + "/evidence"
+
+        // A reconciled host passes, probes included, and its report checks out.
+        let (passed, probeTime) = try verify(host, ["--probe", "--report", report])
+        #expect(passed.status == 0, "\(passed.stdout)\n\(passed.stderr)")
+        #expect(passed.stdout.contains("ruleset: pass") && passed.stdout.contains("probes: pass"), "\(passed.stdout)")
+        let sums = try NetnsCommand.check(["sh", "-c", "cd '\(report)' && sha256sum -c SHA256SUMS"])
+        #expect(sums.contains("evidence.md: OK"), "\(sums)")
+        let checked = try ZonegateBinary.run(["verify-report", report])
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+        let evidence = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report + "/evidence.json"))) as? [String: Any]
+        #expect(evidence?["result"] as? String == "pass")
+        let (quick, quickTime) = try verify(host)
+        #expect(quick.status == 0, "\(quick.stdout)\n\(quick.stderr)")
+        print("verify on 3 containers: \(quickTime) without --probe, \(probeTime) with --probe and --report")
+
+        // The daemon stopped (its rules stay), a container started behind its back: a difference.
+        #expect(daemon.stop() == 0)
+        host.discardDaemon()
+        try host.add("vf-late", zone: "web")
+        let (drift, _) = try verify(host)
+        #expect(drift.status == 1, "\(drift.stdout)\n\(drift.stderr)")
+        #expect(drift.stdout.contains("ruleset: FAIL") && drift.stdout.contains("missing element: add element"), "\(drift.stdout)")
+        try host.removeContainer("vf-late")
+        let (again, _) = try verify(host)
+        #expect(again.status == 0, "\(again.stdout)\n\(again.stderr)")
+
+        // An accept rule planted at the top of zonegate's forward chain: named, and the leak probed.
+        let webAddress = try #require(web.ipv4(on: userNetwork))
+        _ = try NetnsCommand.check(["nft", "insert", "rule", "inet", "zonegate", "forward", "ip", "saddr", webAddress, "accept"])
+        let (leak, _) = try verify(host, ["--probe", "--format", "table"])
+        #expect(leak.status == 1, "\(leak.stdout)\n\(leak.stderr)")
+        // nft prints it `meta nfproto ipv4 ip saddr ... accept` in an inet table.
+        #expect(leak.stdout.contains("extra rule: in chain inet zonegate forward at position 1: meta nfproto ipv4 ip saddr \(webAddress) accept"),
+                "\(leak.stdout)")
+        #expect(leak.stdout.contains("probes: FAIL") && leak.stdout.contains("leak: vf-web -> vf-db 5432/tcp got through"), "\(leak.stdout)")
+    }
+}
