@@ -52,6 +52,13 @@ extension PolicyEvaluator {
             reasons.append("neither end is a managed container: zonegate never touches this flow")
             return Explanation(verdict: .allow, rules: [], reasons: reasons)
         }
+        if let (address, scope) = linkScoped(source, destination) {
+            // No classified container holds such an address, so the fail-closed step drops it (step 2).
+            reasons.append("\(address) is a \(scope) address: it names no container, so it has no identity to judge by;"
+                + " broadcast, multicast and link-local traffic of containers is dropped whatever the zones"
+                + " (ARP and IPv6 neighbour discovery for a container's own addresses pass)")
+            return Explanation(verdict: .deny, rules: [], reasons: reasons)
+        }
         reasons.append(describeSide("ingress", of: destination, decision.ingressRestrictions))
         reasons.append(describeSide("egress", of: source, decision.egressRestrictions))
         let flowText = "\(name(of: source)) -> \(name(of: destination)) on \(port)"
@@ -82,6 +89,14 @@ extension PolicyEvaluator {
         }
         return Explanation(verdict: decision.verdict, rules: decision.verdict == .allow ? decision.rules : [], reasons: reasons,
                            matchingRules: matching)
+    }
+
+    /// The end of a flow with a container that is a broadcast, multicast or link-local address.
+    private func linkScoped(_ source: Peer, _ destination: Peer) -> (IPAddress, String)? {
+        for (end, other) in [(destination, source), (source, destination)] where other.isContainer {
+            if case .address(let address) = end, let scope = address.linkScope { return (address, scope) }
+        }
+        return nil
     }
 
     private func describe(_ peer: Peer, as role: String) -> String {

@@ -29,6 +29,21 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         }
     }
 
+    /// What kind of address this is when it is not unicast to one host beyond the link:
+    /// multicast, the limited broadcast, or link-local unicast (nil for any other address).
+    /// Such an address names no container, so it has no identity to judge by (policy.md).
+    public var linkScope: String? {
+        if isIPv4 {
+            if bytes[0] >= 224 && bytes[0] <= 239 { return "multicast" }
+            if bytes == [255, 255, 255, 255] { return "broadcast" }
+            if bytes[0] == 169 && bytes[1] == 254 { return "link-local" }
+            return nil
+        }
+        if bytes[0] == 0xff { return "multicast" }
+        if bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80 { return "link-local" }
+        return nil
+    }
+
     public var description: String {
         var output = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let family = isIPv4 ? AF_INET : AF_INET6

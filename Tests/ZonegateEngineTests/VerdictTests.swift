@@ -187,4 +187,23 @@ final class VerdictTests: XCTestCase {
             "denied: dropped (defaults.action: drop)",
         ])
     }
+
+    /// policy.md: broadcast, multicast and link-local traffic of containers has no identity to
+    /// judge by and is dropped whatever the zones, even between open zones; explain says so.
+    func testExplainDropsLinkScopedAddressesWhateverTheZones() {
+        let evaluator = PolicyEvaluator(policy: policy("zones: [{name: web, ingress: open}]"), inventory: Inventory(containers: [web]))
+        let cases: [(String, String)] = [("224.0.0.251", "multicast"), ("255.255.255.255", "broadcast"), ("169.254.1.1", "link-local"),
+                                         ("ff02::1", "multicast"), ("fe80::1", "link-local")]
+        for (address, scope) in cases {
+            for (from, to) in [("web1", address), (address, "web1")] {
+                let explanation = evaluator.explain(from: evaluator.peer(named: from)!, to: evaluator.peer(named: to)!, port: ServicePort(5353, .udp))
+                XCTAssertEqual(explanation.verdict, .deny, "\(from) -> \(to)")
+                XCTAssertEqual(explanation.reasons.last, "\(address) is a \(scope) address: it names no container, so it has no identity to judge by;"
+                    + " broadcast, multicast and link-local traffic of containers is dropped whatever the zones"
+                    + " (ARP and IPv6 neighbour discovery for a container's own addresses pass)")
+            }
+        }
+        // An ordinary outside address is judged as before.
+        XCTAssertEqual(evaluator.explain(from: .container(0), to: evaluator.peer(named: "203.0.113.5")!, port: ServicePort(53, .udp)).verdict, .allow)
+    }
 }
