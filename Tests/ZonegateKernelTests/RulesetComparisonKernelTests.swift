@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import ZonegateEngine
+import ZonegateNetfilter
+import ZonegatePolicy
+import ZonegateTesting
+
+/// verify's ruleset check against a real kernel (private network namespace): the compiled tables
+/// loaded through the dataplane read back with no difference; changes made behind zonegate's
+/// back with `nft` are each named.
+@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+struct RulesetComparisonKernelTests {
+    let dataplane: NetlinkDataplane
+    let desired: Ruleset
+
+    init() throws {
+        dataplane = try NetlinkDataplane()
+        try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: Ruleset()))
+        let policy = try PolicyParser.parse([PolicyFile(name: "p.yaml", text: """
+            zones: [{name: web}, {name: db, egress: restricted}]
+            rules: [{name: web-to-db, from: web, to: db, ports: [5432/tcp]}]
+            """)])
+        let inventory = Inventory(containers: [
+            Container(name: "web-1", labels: ["zonegate.zone": "web"], addresses: [IPAddress("172.18.0.2")!], ports: [ServicePort(80, .tcp)],
+                      attachments: [BridgeAttachment(bridge: "br-t", port: "veth-w", addresses: [IPAddress("172.18.0.2")!])]),
+            Container(name: "db-1", labels: ["zonegate.zone": "db"], addresses: [IPAddress("172.18.0.3")!], ports: [ServicePort(5432, .tcp)],
+                      attachments: [BridgeAttachment(bridge: "br-t", port: "veth-d", addresses: [IPAddress("172.18.0.3")!])]),
+        ], bridges: ["br-t"])
+        desired = RulesetCompiler.ruleset(PolicyEvaluator(policy: policy, inventory: inventory))
+        try dataplane.apply(try diff(from: Ruleset(), to: desired))
+    }
+
+    func differences() throws -> [String] {
+        RulesetComparison.compare(actual: try dataplane.readAll(name: "zonegate"), desired: desired).map(\.description)
+    }
+
+    @Test func loadedTablesHaveNoDifferenceAndAStableDigestText() throws {
+        #expect(try differences() == [])
+        let readBack = try dataplane.readAll(name: "zonegate")
+        #expect(RulesetComparison.canonicalText(readBack) == RulesetComparison.canonicalText(desired))
+    }
+
+    @Test func plantedAcceptRuleIsNamed() throws {
+        try NetnsCommand.check(["nft", "insert", "rule", "inet", "zonegate", "forward", "ip", "saddr", "10.9.9.9", "accept"])
+        let found = try differences()
+        #expect(found == ["extra rule: in chain inet zonegate forward at position 1: meta nfproto ipv4 ip saddr 10.9.9.9 accept"], "\(found)")
+    }
+
+    @Test func deletedElementIsNamed() throws {
+        try NetnsCommand.check(["nft", "delete", "element", "bridge", "zonegate", "bound4", "{", "\"veth-w\"", ".", "172.18.0.2", "}"])
+        let found = try differences()
+        #expect(found.count == 1 && found[0].hasPrefix("missing element: add element bridge zonegate bound4 { \"veth-w\" . 172.18.0.2"), "\(found)")
+    }
+
+    @Test func changedChainPolicyIsNamed() throws {
+        try NetnsCommand.check(["nft", "chain", "inet", "zonegate", "forward", "{", "policy", "drop", ";", "}"])
+        let found = try differences()
+        #expect(found.count == 1 && found[0].hasPrefix("changed chain: chain inet zonegate forward has {") && found[0].contains("policy drop;"), "\(found)")
+    }
+
+    @Test func missingTableAndExtraChainAreNamed() throws {
+        try NetnsCommand.check(["nft", "add", "chain", "inet", "zonegate", "extra"])
+        try NetnsCommand.check(["nft", "delete", "table", "bridge", "zonegate"])
+        let found = try differences()
+        #expect(found.contains("missing table: table bridge zonegate"), "\(found)")
+        #expect(found.contains("extra chain: chain inet zonegate extra"), "\(found)")
+        try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: Ruleset()))
+    }
+}
