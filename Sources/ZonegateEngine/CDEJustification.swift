@@ -27,6 +27,9 @@ public struct CDEReach: Hashable, Sendable {
     public var endpoint: Endpoint
     /// true: the endpoint is in `to`, so the rule lets flows into the CDE; false: in `from`, out of it.
     public var into: Bool
+    /// Whether some endpoint of `to` reaches a CDE zone (flows into the CDE), and of `from` (out of it).
+    public var reachesInto = false
+    public var reachesOutOf = false
 
     /// "its to names payments (pci: cde)", "its from names zone shop, which could share a
     /// container with payments (pci: cde)", "its from names any, which includes payments (pci:
@@ -42,8 +45,10 @@ public struct CDEReach: Hashable, Sendable {
         }
     }
 
-    /// "into" or "out of".
-    public var direction: String { into ? "into" : "out of" }
+    /// "into", "out of", or "into and out of" when endpoints of both sides reach a CDE zone.
+    public var direction: String {
+        reachesInto && reachesOutOf ? "into and out of" : reachesInto || into ? "into" : "out of"
+    }
 }
 
 /// policy.md: "A rule that can allow a flow into or out of a `pci: cde` zone must carry a
@@ -112,16 +117,20 @@ public struct CDEJustification: Sendable {
         reaches = policy.rules.map { rule in
             var best: CDEReach?
             var zones: Set<String> = []
+            var sides: Set<Bool> = []
             for (endpoints, into) in [(rule.from, false), (rule.to, true)] {
                 for endpoint in endpoints {
                     let found = reach(endpoint)
                     guard let first = found.zones.first else { continue }
                     zones.formUnion(found.zones)
+                    sides.insert(into)
                     guard best.map({ found.kind < $0.kind }) ?? true else { continue }
                     best = CDEReach(rule: rule.name, cdeZone: first, cdeZones: [], kind: found.kind, endpoint: endpoint, into: into)
                 }
             }
             best?.cdeZones = zones.sorted { order[$0]! < order[$1]! }
+            best?.reachesInto = sides.contains(true)
+            best?.reachesOutOf = sides.contains(false)
             return best
         }
     }

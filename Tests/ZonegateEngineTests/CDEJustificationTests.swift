@@ -38,7 +38,7 @@ final class CDEJustificationTests: XCTestCase {
              "rule r can allow flows into a CDE zone: its to names any, which includes payments (pci: cde)" + needBoth),
             // The most direct reason is the one given.
             ("{name: r, from: any, to: [shop, payments]}",
-             "rule r can allow flows into a CDE zone: its to names payments (pci: cde)" + needBoth),
+             "rule r can allow flows into and out of a CDE zone: its to names payments (pci: cde)" + needBoth),
             // A zone that can share a container with the CDE zone (labels on another key).
             ("{name: r, from: shop, to: world}",
              "rule r can allow flows out of a CDE zone: its from names zone shop, which could share a container with payments (pci: cde)" + needBoth),
@@ -89,7 +89,7 @@ final class CDEJustificationTests: XCTestCase {
               - {name: c, from: payments, to: shop, owner: x}
             """)).diagnostics
         XCTAssertEqual(found.map(\.location.line), [6, 8])
-        XCTAssertTrue(found[1].message.hasPrefix("rule c can allow flows out of a CDE zone: its from names payments"), found[1].message)
+        XCTAssertTrue(found[1].message.hasPrefix("rule c can allow flows into and out of a CDE zone: its from names payments"), found[1].message)
     }
 
     func testWithoutACDEZoneNothingIsRequired() {
@@ -176,5 +176,10 @@ final class CDEJustificationTests: XCTestCase {
         // The VPN's CIDR could cover a CDE container's address: it is justified too.
         XCTAssertEqual(justification.reachingRules.map(\.rule.name),
                        ["api-to-payments", "payments-to-database", "payments-to-processor", "cde-dns", "monitoring-scrapes", "vpn-to-api-admin"])
+        let directions = Dictionary(uniqueKeysWithValues: justification.reachingRules.map { ($0.rule.name, $0.reach.direction) })
+        XCTAssertEqual(directions["payments-to-database"], "into and out of")
+        XCTAssertEqual(directions["api-to-payments"], "into")
+        XCTAssertEqual(directions["cde-dns"], "out of")
+        XCTAssertEqual(justification.reachingRules.first { $0.rule.name == "cde-dns" }?.reach.cdeZones, ["payments", "database"])
     }
 }
