@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import ZonegateEngine
+@testable import ZonegateEngine
 import ZonegatePolicy
 
 /// policy.md, "Rules": a rule that can allow a flow into or out of a `pci: cde` zone needs a
@@ -181,5 +181,66 @@ final class CDEJustificationTests: XCTestCase {
         XCTAssertEqual(directions["api-to-payments"], "into")
         XCTAssertEqual(directions["cde-dns"], "out of")
         XCTAssertEqual(justification.reachingRules.first { $0.rule.name == "cde-dns" }?.reach.cdeZones, ["payments", "database"])
+    }
+}
+
+/// The CDE check against the prover's own answer to "which rules can a member of this zone meet,
+/// as a container" (`ProverModel.rules(_:meeting:)`), on seeded random policies: a rule reaches a
+/// CDE zone exactly when a container of it can match the rule's `from` or `to`, or the rule names it.
+final class CDEJustificationDifferentialTests: XCTestCase {
+    private struct Generator {
+        var state: UInt64
+        mutating func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        mutating func pick<T>(_ items: [T]) -> T { items[next(items.count)] }
+    }
+
+    func testAgreesWithTheProver() throws {
+        var random = Generator(state: 11)
+        var kinds: [CDEReach.Kind: Int] = [:]
+        var unreached = 0
+        for round in 0..<150 {
+            var yaml = "zones:\n"
+            let zoneCount = 2 + random.next(4)
+            for index in 0..<zoneCount {
+                var labels: [String] = []
+                for key in ["tier", "team"] where random.next(3) == 0 { labels.append("\(key): \(random.pick(["a", "b"]))") }
+                var expressions: [String] = []
+                if random.next(3) == 0 {
+                    let op = random.pick(["In", "NotIn", "Exists", "DoesNotExist"])
+                    let values = op == "In" || op == "NotIn" ? ", values: [\(random.pick(["a", "b", "a, b"]))]" : ""
+                    expressions.append("{key: \(random.pick(["tier", "team"])), operator: \(op)\(values)}")
+                }
+                let pci = random.next(3) == 0 ? "cde" : random.pick(["connected", "out-of-scope"])
+                yaml += "  - {name: z\(index), pci: \(pci), selector: {matchLabels: {\(labels.joined(separator: ", "))}, "
+                    + "matchExpressions: [\(expressions.joined(separator: ", "))]}}\n"
+            }
+            let endpoints = (0..<zoneCount).map { "z\($0)" } + ["any", "world", "host", "{cidr: 10.0.0.0/8}",
+                                                                  "{cidr: 10.0.0.0/8, except: [10.0.0.0/8]}"]
+            yaml += "rules:\n"
+            for index in 0..<(1 + random.next(5)) {
+                let from = (0...random.next(2)).map { _ in random.pick(endpoints) }, to = (0...random.next(2)).map { _ in random.pick(endpoints) }
+                yaml += "  - {name: r\(index), from: [\(from.joined(separator: ", "))], to: [\(to.joined(separator: ", "))]}\n"
+            }
+            let parsed = try PolicyParser.parse([PolicyFile(name: "p.yaml", text: yaml)])
+            let model = ProverModel(policy: parsed)
+            let cde = parsed.zones.filter { $0.pci == .cde }.map(\.name)
+            let checked = CDEJustification(policy: parsed)
+            for (index, rule) in parsed.rules.enumerated() {
+                let expected = cde.filter { zone in
+                    rule.from.contains(.zone(zone)) || rule.to.contains(.zone(zone))
+                        || model.rules(.from, meeting: .zone(zone)).containers.indices.contains(index)
+                        || model.rules(.to, meeting: .zone(zone)).containers.indices.contains(index)
+                }
+                XCTAssertEqual(checked.reaches[index]?.cdeZones ?? [], expected, "round \(round), \(rule.name) of\n\(yaml)")
+                XCTAssertEqual(checked.diagnostics.contains { $0.message.hasPrefix("rule \(rule.name) ") }, !expected.isEmpty)
+                if let kind = checked.reaches[index]?.kind { kinds[kind, default: 0] += 1 } else if !cde.isEmpty { unreached += 1 }
+            }
+        }
+        // Every kind of reason, and rules that reach no CDE zone of a policy that has one, came up.
+        XCTAssertEqual(Set(kinds.keys), [.names, .any, .sharedZone, .cidr], "\(kinds)")
+        XCTAssertGreaterThan(unreached, 10)
     }
 }
