@@ -24,14 +24,20 @@ struct VerifyCommandTests {
         let daemon = try host.startZonegate()
         let report = host.docker.directory + "/evidence"
 
-        // A reconciled host passes, probes included, and its report checks out.
-        let (passed, probeTime) = try verify(host, ["--probe", "--report", report])
+        // A reconciled host passes, probes included, and its signed report checks out.
+        let key = host.docker.directory + "/evidence.key", publicKey = host.docker.directory + "/evidence.pub"
+        try NetnsCommand.check(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key])
+        try NetnsCommand.check(["openssl", "pkey", "-in", key, "-pubout", "-out", publicKey])
+        let (passed, probeTime) = try verify(host, ["--probe", "--report", report, "--sign-key", key])
         #expect(passed.status == 0, "\(passed.stdout)\n\(passed.stderr)")
         #expect(passed.stdout.contains("ruleset: pass") && passed.stdout.contains("probes: pass"), "\(passed.stdout)")
         let sums = try NetnsCommand.check(["sh", "-c", "cd '\(report)' && sha256sum -c SHA256SUMS"])
         #expect(sums.contains("evidence.md: OK"), "\(sums)")
-        let checked = try ZonegateBinary.run(["verify-report", report])
-        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+        let checked = try ZonegateBinary.run(["verify-report", report, "--public-key", publicKey])
+        #expect(checked.status == 0 && checked.stdout.contains("evidence.sig: valid"), "\(checked.stdout)\(checked.stderr)")
+        try Data("\n".utf8).write(to: URL(fileURLWithPath: report + "/SHA256SUMS"), options: .atomic)
+        let tampered = try ZonegateBinary.run(["verify-report", report, "--public-key", publicKey])
+        #expect(tampered.status == 1, "\(tampered.stdout)\(tampered.stderr)")
         let evidence = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report + "/evidence.json"))) as? [String: Any]
         #expect(evidence?["result"] as? String == "pass")
         let (quick, quickTime) = try verify(host)
