@@ -104,9 +104,11 @@ extension PolicyEvaluator {
         case .container(let index):
             let zones = zoneNames(ofContainer: index)
             let name = name(of: peer)
+            // Each zone's PCI DSS scope where the policy gives one: "in zone payments (pci: cde)".
+            let shown = zones.map { zone in policy.zone(named: zone)?.pci.map { "\(zone) (pci: \($0.rawValue))" } ?? zone }
             return zones.isEmpty
                 ? "\(role) \(name) is a managed container in no zone (unzoned)"
-                : "\(role) \(name) is a managed container in zone\(zones.count == 1 ? "" : "s") \(zones.joined(separator: ", "))"
+                : "\(role) \(name) is a managed container in zone\(zones.count == 1 ? "" : "s") \(shown.joined(separator: ", "))"
         case .world:
             return "\(role) world is an outside address that no CIDR of the policy covers"
         case .host:

@@ -37,6 +37,9 @@ final class ExplainAnnotationsTests: XCTestCase {
     func testTheRuleAnnotationsInEachFormat() throws {
         let explained = try explanation("api-1", "pay-1", "8443/tcp")
         XCTAssertEqual(explained.matchingRules.map(\.name), ["api-to-payments"])
+        // Each end's zones with their PCI scope.
+        XCTAssertEqual(Array(explained.reasons.prefix(2)), ["source api-1 is a managed container in zone api (pci: connected)",
+                                                            "destination pay-1 is a managed container in zone payments (pci: cde)"])
         let reason = "rule api-to-payments allows api-1 -> pay-1 on 8443/tcp (p.yaml:6:5) "
             + "[owner: payments-platform; ticket: CHG-1234; justification: card auth | the `checkout` API]"
         XCTAssertTrue(Render.explanationText(explained, markdown: false).contains("\n  - " + reason + "\n"),
