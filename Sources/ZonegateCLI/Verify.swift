@@ -187,7 +187,11 @@ enum VerifyProbes {
             source.resume()
             sources.append(source)
         }
-        defer { sources.forEach { $0.cancel() } }
+        defer {
+            sources.forEach { $0.cancel() }
+            signal(SIGINT, SIG_DFL)
+            signal(SIGTERM, SIG_DFL)
+        }
         let report: ProbeReport
         do {
             report = try ProbeEngine.runBlocking(plan, cancellation: cancellation)
