@@ -60,6 +60,7 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
     private func readTables(family: UInt8, name: String) throws(NetfilterError) -> [Table] {
         var tables: [Table] = []
         for message in try dump(NFT_MSG_GETTABLE, family: family, table: nil) {
+            try NetlinkAttributeCheck.check(message, NetlinkAttributeCheck.table, what: "table")
             let parsed = try parse(message, nftnl_table_alloc, nftnl_table_free, nftnl_table_nlmsg_parse) { table in
                 (nftnl_table_get_str(table, attr(NFTNL_TABLE_NAME)).map { String(cString: $0) },
                  nftnl_table_get_u32(table, attr(NFTNL_TABLE_FAMILY)), nftnl_table_get_u32(table, attr(NFTNL_TABLE_FLAGS)))
@@ -74,12 +75,14 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
         var table = empty
         let family = table.family.rawValue
         for message in try dump(NFT_MSG_GETCHAIN, family: family, table: table.name) {
+            try NetlinkAttributeCheck.check(message, NetlinkAttributeCheck.chain, what: "chain")
             let chain = try parse(message, nftnl_chain_alloc, nftnl_chain_free, nftnl_chain_nlmsg_parse) { chain in
                 ChainCodec.decode(chain, family: table.family)
             }
             if chain.table == table.name { table.chains.append(chain.chain) }
         }
         for message in try dump(NFT_MSG_GETSET, family: family, table: table.name) {
+            try NetlinkAttributeCheck.check(message, NetlinkAttributeCheck.set, what: "set")
             let set = try parse(message, nftnl_set_alloc, nftnl_set_free, nftnl_set_nlmsg_parse) { set throws(NetfilterError) in
                 (nftnl_set_get_str(set, attr(NFTNL_SET_TABLE)).map { String(cString: $0) }, try SetCodec.decode(set))
             }
@@ -92,7 +95,14 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
             table.sets.append(decoded)
         }
         for message in try dump(NFT_MSG_GETRULE, family: family, table: table.name) {
-            guard RuleCodec.expressionsAreNamed(message) else { throw .malformedReply("rule expression without a name") }
+            // An expression zonegate does not decode is not handed to libnftnl (its data is not
+            // checked): the rule is read back as a foreign one, which the diff replaces.
+            if let foreign = try NetlinkAttributeCheck.checkRule(message) {
+                let names = NetlinkAttributeCheck.ruleNames(message)
+                guard names.table == table.name, let index = table.chains.firstIndex(where: { $0.name == names.chain }) else { continue }
+                table.chains[index].rules.append(Rule([.foreign(foreign)]))
+                continue
+            }
             let rule = try parse(message, nftnl_rule_alloc, nftnl_rule_free, nftnl_rule_nlmsg_parse) { rule throws(NetfilterError) in
                 (nftnl_rule_get_str(rule, attr(NFTNL_RULE_TABLE)).map { String(cString: $0) },
                  nftnl_rule_get_str(rule, attr(NFTNL_RULE_CHAIN)).map { String(cString: $0) }, try RuleCodec.decode(rule))
@@ -110,7 +120,7 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
         for _ in 0..<Self.elementDumpAttempts {
             var elements: [KernelElement] = []
             for message in try dump(NFT_MSG_GETSETELEM, family: table.family.rawValue, table: table.name, set: set) {
-                guard SetCodec.elementAttributesKnown(message) else { throw .malformedReply("set element attribute unknown to libnftnl") }
+                try NetlinkAttributeCheck.check(message, NetlinkAttributeCheck.elementList, what: "set elements")
                 elements += try parse(message, nftnl_set_alloc, nftnl_set_free, nftnl_set_elems_nlmsg_parse) { parsed throws(NetfilterError) in
                     try SetCodec.decodeElements(parsed)
                 }
