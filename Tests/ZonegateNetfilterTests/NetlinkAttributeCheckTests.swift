@@ -275,3 +275,21 @@ import ZonegateTesting
     }
 }
 
+
+extension NetlinkAttributeCheckTests {
+    /// The kernel's own replies (captured by Fuzz/tools/capture-netlink.py into the seed corpus)
+    /// all pass: the check refuses nothing a kernel sends for zonegate's tables.
+    @Test func kernelRepliesPass() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/fuzz-nft-readback")
+        var checked = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() {
+            let bytes = Array(try Data(contentsOf: directory.appendingPathComponent(name)))
+            for message in try NetlinkMessage.split(bytes[...]) where message.type >> 8 == UInt16(NFNL_SUBSYS_NFTABLES) {
+                #expect(!Self.refusedOrParsed(message), "\(name)")
+                checked += 1
+            }
+        }
+        #expect(checked > 50)
+    }
+}
