@@ -133,20 +133,6 @@ enum RuleCodec {
 
     // MARK: - Decoding
 
-    /// Whether every expression of a `NEWRULE` message names itself, as libnftnl's rule parser
-    /// assumes: it hands a missing `NFTA_EXPR_NAME` to `strcmp` as a null pointer (a crash found
-    /// by Fuzz/crashes/fuzz-nft-readback). Read-back refuses such a message before parsing it.
-    static func expressionsAreNamed(_ message: NetlinkMessage) -> Bool {
-        guard message.bytes.count >= 20 else { return true }      // libnftnl refuses it whole
-        let expressions = UInt16(NFTA_RULE_EXPRESSIONS.rawValue), name = UInt16(NFTA_EXPR_NAME.rawValue)
-        for (type, list) in NetlinkMessage.attributes(message.bytes[20...]) where type == expressions {
-            for (_, element) in NetlinkMessage.attributes(list) where !NetlinkMessage.attributes(element).contains(where: { $0.type == name }) {
-                return false
-            }
-        }
-        return true
-    }
-
     /// The rule in a `NEWRULE` dump message parsed into `rule`.
     static func decode(_ rule: OpaquePointer) throws(NetfilterError) -> Rule {
         let iterator = try cCall("nftnl_expr_iter_create") { nftnl_expr_iter_create(rule) }

@@ -167,22 +167,6 @@ enum SetCodec {
         )
     }
 
-    /// Whether every attribute of every element of a `NEWSETELEM` message is one these headers
-    /// know. libnftnl checks element attributes against `NFTA_SET_MAX`, larger than its table
-    /// of element attributes (libnftnl 1.2), so a larger type, from a newer kernel or a malformed
-    /// message, is written past that table on the stack (Fuzz/crashes/fuzz-nft-readback).
-    static func elementAttributesKnown(_ message: NetlinkMessage) -> Bool {
-        guard message.bytes.count >= 20 else { return true }      // libnftnl refuses it whole
-        let list = UInt16(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue), maximum = UInt16(__NFTA_SET_ELEM_MAX.rawValue) - 1
-        for (type, elements) in NetlinkMessage.attributes(message.bytes[20...]) where type == list {
-            for (_, element) in NetlinkMessage.attributes(elements)
-            where NetlinkMessage.attributes(element).contains(where: { $0.type > maximum }) {
-                return false
-            }
-        }
-        return true
-    }
-
     /// The elements of a `NEWSETELEM` dump message parsed into `set`.
     static func decodeElements(_ set: OpaquePointer) throws(NetfilterError) -> [KernelElement] {
         let iterator = try cCall("nftnl_set_elems_iter_create") { nftnl_set_elems_iter_create(set) }
