@@ -66,3 +66,37 @@ struct VerifyCommandTests {
         #expect(leak.stdout.contains("probes: FAIL") && leak.stdout.contains("leak: vf-web -> vf-db 5432/tcp got through"), "\(leak.stdout)")
     }
 }
+
+/// `verify --probe` at 50 containers (half with two ports): the time, for docs/verify.md. Opt-in
+/// (`ZONEGATE_VERIFY_SCALE=1`): starting 50 containers costs CI a minute.
+/// Known failure (2026-12-06): ~240 of the ~650 allowed flows come back blocked (no connection in
+/// 1 s, on both addresses, spread over the sources) in a ~20 s run, while 3 and 6 containers
+/// agree fully; the ruleset and assertions pass. Not yet explained (probe load? ARP/ND?).
+@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil && ProcessInfo.processInfo.environment["ZONEGATE_VERIFY_SCALE"] == "1"))
+struct VerifyScaleTests {
+    @Test func verifyProbesFiftyContainers() throws {
+        let host = try EndToEndHost()
+        defer { host.close() }
+        // No test servers: the probes' own temporary listeners answer (the fixture's one-at-a-time
+        // servers drop the SYNs of 25 sources at once).
+        for index in 0..<50 {
+            let zone = index % 2 == 0 ? "api" : "db"
+            try host.docker.run("vs-\(index)", network: userNetwork, labels: ["zonegate.zone": zone],
+                                expose: (zonePorts[zone] ?? []).map { "\($0)/tcp" })
+        }
+        try host.startZonegate(timeout: .seconds(120))
+        let clock = ContinuousClock()
+        var start = clock.now
+        let quick = try ZonegateBinary.run(["verify", "--policies", host.policies, "--docker-host", host.docker.host], timeout: .seconds(150))
+        let quickTime = clock.now - start
+        start = clock.now
+        let probed = try ZonegateBinary.run(["verify", "--policies", host.policies, "--docker-host", host.docker.host, "--probe"],
+                                            timeout: .seconds(300))
+        let probeTime = clock.now - start
+        print("verify at 50 containers: \(quickTime) without --probe, \(probeTime) with --probe\n\(probed.stdout.split(separator: "\n").filter { !$0.contains(" was blocked; ") }.joined(separator: "\n"))\n"
+              + "\(probed.stdout.split(separator: "\n").count { $0.contains(" was blocked; ") }) allowed flows blocked, by source: "
+              + "\(Dictionary(grouping: probed.stdout.split(separator: "\n").filter { $0.contains(" was blocked; ") }) { $0.split(separator: " ").first ?? "" }.mapValues(\.count).sorted { $0.key < $1.key })")
+        #expect(quick.status == 0, "\(quick.stdout)\(quick.stderr)")
+        #expect(probed.status == 0, "\(probed.stdout.suffix(500))\(probed.stderr)")
+    }
+}
