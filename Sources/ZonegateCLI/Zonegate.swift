@@ -277,19 +277,29 @@ extension Zonegate {
                 throw options.rejection(error)
             case .failure(let error): throw options.rejection(error)
             }
-            let results = AssertionProver(policy: policy).prove()
-            let failed = results.filter { !$0.holds }
+            var failed: [String] = []
             if format == .json {
+                let results = AssertionProver(policy: policy).prove()
+                failed = results.filter { !$0.holds }.map(\.assertion.name)
                 print(Render.checkJSON(policy: policy, diagnostics: [], results: results).rendered())
             } else {
-                print("\(Escape.line(options.directory)): valid policy: \(policy.zones.count) zones, \(policy.rules.count) rules, \(policy.assertions.count) assertions (\(policy.digest))")
-                for result in results {
-                    print("\(result.holds ? "PASS" : "FAIL")  \(Escape.line(result.assertion.name))")
-                    for failure in result.failures { print("      \(Escape.line(failure))") }
+                // Streamed: each assertion printed as soon as it is proved, then dropped (a
+                // policy at the limits can fail with millions of lines), through one buffer.
+                var output = StandardOutput()
+                do {
+                    try output.write("\(Escape.line(options.directory)): valid policy: \(policy.zones.count) zones, \(policy.rules.count) rules, \(policy.assertions.count) assertions (\(policy.digest))\n")
+                    try AssertionProver(policy: policy).prove { result in
+                        if !result.holds { failed.append(result.assertion.name) }
+                        try output.write("\(result.holds ? "PASS" : "FAIL")  \(Escape.line(result.assertion.name))\n")
+                        for failure in result.failures { try output.write("      \(Escape.line(failure))\n") }
+                    }
+                    try output.flush()
+                } catch let error as StandardOutput.WriteError {
+                    throw CommandFailure.environment("\(error)")
                 }
             }
             if !failed.isEmpty {
-                throw CommandFailure.invalid("\(failed.count) of \(results.count) assertions failed: \(failed.map(\.assertion.name).joined(separator: ", "))")
+                throw CommandFailure.invalid("\(failed.count) of \(policy.assertions.count) assertions failed: \(failed.joined(separator: ", "))")
             }
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import ZonegatePolicy
 
 /// The outcome of one assertion, proved over every possible set of containers.
@@ -24,12 +25,56 @@ public struct AssertionProver: Sendable {
     }
 
     public func prove() -> [AssertionResult] {
-        let model = ProverModel(policy: policy)
-        return policy.assertions.map { assertion in
-            defer { model.forgetSearches() }
-            return prove(assertion, model)
+        var results: [AssertionResult] = []
+        results.reserveCapacity(policy.assertions.count)
+        prove { results.append($0) }
+        return results
+    }
+
+    /// Each assertion's result in policy order, handed over as soon as it is proved: a caller
+    /// that prints and drops them holds one result at a time (a `deny` over wide zones can name
+    /// thousands of rules, and a thousand such assertions millions of lines).
+    ///
+    /// Assertions are independent: they are proved on up to `workers` threads (each with its own
+    /// `ProverModel`, whose caches are not shared), a batch at a time, and handed over in order.
+    public func prove(workers: Int = AssertionProver.defaultWorkers,
+                      each body: (AssertionResult) throws -> Void) rethrows {
+        let assertions = policy.assertions
+        let workers = max(1, min(workers, assertions.count))
+        if workers == 1 {
+            let model = ProverModel(policy: policy)
+            for assertion in assertions {
+                let result = prove(assertion, model)
+                model.forgetSearches()
+                try body(result)
+            }
+            return
+        }
+        let models = (0..<workers).map { _ in ProverModel(policy: policy) }
+        let batch = 16 * workers
+        var start = 0
+        while start < assertions.count {
+            let end = min(start + batch, assertions.count)
+            let slots = UnsafeMutableBufferPointer<AssertionResult?>.allocate(capacity: end - start)
+            slots.initialize(repeating: nil)
+            defer { slots.deinitialize(); slots.deallocate() }
+            let shared = UncheckedBox((models, slots, start, end))
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                let (models, slots, start, end) = shared.value
+                let model = models[worker]
+                // Interleaved, so that neighbouring assertions (often alike in cost) spread out.
+                for index in stride(from: start + worker, to: end, by: workers) {
+                    slots[index - start] = prove(assertions[index], model)
+                    model.forgetSearches()
+                }
+            }
+            for slot in slots { try body(slot!) }
+            start = end
         }
     }
+
+    /// Two on this project's 2-core hosts; never more than the processors there are.
+    public static var defaultWorkers: Int { min(2, ProcessInfo.processInfo.activeProcessorCount) }
 
     public func prove(_ assertion: Assertion) -> AssertionResult {
         prove(assertion, ProverModel(policy: policy, also: [assertion]))
@@ -212,4 +257,11 @@ public struct AssertionProver: Sendable {
         var seen: Set<String> = []
         return names.filter { seen.insert($0).inserted }
     }
+}
+
+/// Hands values to worker threads that only read them (the models each go to one worker, the
+/// result slots each to one index).
+private struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -66,6 +66,9 @@ public enum DisplayText {
     /// Control, format (bidirectional overrides, zero-width), line and paragraph separator and
     /// unassigned characters as `\n`, `\t`, `\r` or `\u{…}`; everything else as it is.
     public static func escaped(_ text: String) -> String {
+        // Fast path: printable ASCII (most names, locations and messages) needs no escape and is
+        // returned as it is, without a Unicode property lookup per character or an allocation.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return text }
         guard text.unicodeScalars.contains(where: needsEscape) else { return text }
         var result = ""
         for scalar in text.unicodeScalars {
