@@ -20,6 +20,8 @@ final class ProverModel {
     private var labelCache: [LabelQuery: Bool] = [:]
     private var candidates: [CandidateKey: [Int]] = [:]
     private var openSides: [CandidateKey: [(zone: String, text: String)]?] = [:]
+    /// Per party and side, the restricting zone that last showed a restricted member exists.
+    private var lastRestricting: [CandidateKey: Int] = [:]
     /// Per endpoint, the rules that name it in `from` (and in `to`).
     private let rulesNamingInFrom: [Endpoint: [Int]]
     private let rulesNamingInTo: [Endpoint: [Int]]
@@ -231,9 +233,19 @@ final class ProverModel {
             return unrestricted
         }
         if !unrestricted { return false }
-        // Restricted by one of the zones that restrict that side (in any mode) ...
-        for zone in restrictingCandidates(side, party: peer.party) where !peer.excludedZones.contains(zone) {
-            if LabelSatisfiability.satisfiable(matching: required + [selectors[zone]], notMatching: excluded) { return true }
+        // Restricted by one of the zones that restrict that side (in any mode) ... The zone that
+        // answered last time for this party and side first: a search asks many questions that
+        // differ only in a few excluded zones, and one zone usually answers them all.
+        let key = CandidateKey(side: side, party: peer.party)
+        if let zone = lastRestricting[key], !peer.excludedZones.contains(zone),
+           LabelSatisfiability.satisfiable(matching: required + [selectors[zone]], notMatching: excluded) {
+            return true
+        }
+        for zone in restrictingCandidates(side, party: peer.party) where !peer.excludedZones.contains(zone) && zone != lastRestricting[key] {
+            if LabelSatisfiability.satisfiable(matching: required + [selectors[zone]], notMatching: excluded) {
+                lastRestricting[key] = zone
+                return true
+            }
         }
         // ... or unzoned, when unzoned containers' ingress is restricted.
         return side == .ingress && policy.defaults.unzoned == .restricted
