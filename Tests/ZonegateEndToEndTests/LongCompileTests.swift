@@ -10,7 +10,7 @@ struct LongCompileTests {
     /// basePolicy's zones and rules, plus `zones` zones, `rules` rules and `cidrs` /32 CIDRs among
     /// their destinations (deterministic).
     static func largePolicy(zones: Int = 197, rules: Int = 2000, cidrs: Int = 250, seed: UInt64 = 10) -> String {
-        var generator = SplitMix(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let names = (0..<zones).map { String(format: "z%03d", $0) }
         // basePolicy's zones, then the new ones; its rules, then the new ones.
         let base = basePolicy.components(separatedBy: "\nrules:\n")
@@ -30,17 +30,6 @@ struct LongCompileTests {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test func aContainerStartedDuringALongCompileIsEnforcedAndSIGTERMEndsTheDaemonAtOnce() throws {
         let host = try EndToEndHost()

@@ -1,3 +1,4 @@
+import ZonegateTesting
 import Foundation
 import Testing
 @testable import ZonegateEngine
@@ -16,7 +17,7 @@ import ZonegatePolicy
     @Test func proverAgreesWithBruteForce() {
         var disagreements: [String] = []
         for seed in 0..<UInt64(Self.seedCount) {
-            var random = SplitMix(seed: seed)
+            var random = SplitMix64(seed: seed)
             let policy = RandomPolicy.make(&random)
             let brute = BruteForce(policy: policy)
             for result in AssertionProver(policy: policy).prove() {
@@ -36,7 +37,7 @@ import ZonegatePolicy
         let keys = ["a", "b", "c"], values = ["1", "2", "3"]
         var failures: [String] = []
         for seed in 0..<UInt64(Self.seedCount * 4) {
-            var random = SplitMix(seed: seed &+ 1_000_000)
+            var random = SplitMix64(seed: seed &+ 1_000_000)
             let required = (0..<random.int(3)).map { _ in RandomPolicy.selector(&random, keys: keys, values: values) }
             let excluded = (0..<random.int(5)).map { _ in RandomPolicy.selector(&random, keys: keys, values: values) }
             let expected = BruteForce.labelSets(keys: keys, values: values).contains { labels in
@@ -50,21 +51,6 @@ import ZonegatePolicy
     }
 }
 
-/// A small deterministic generator (SplitMix64), so that a seed names one case for good.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    mutating func chance(_ percent: Int) -> Bool { int(100) < percent }
-    mutating func pick<T>(_ items: [T]) -> T { items[int(items.count)] }
-}
 
 /// Random small policies: a few zones over 2–3 keys and 2–3 values, random sides and modes,
 /// rules between zones, world, host, any and a few CIDRs, and random assertions.
@@ -82,7 +68,7 @@ enum RandomPolicy {
         CIDRBlock(try! CIDR.parse(cidr).get(), except: except.map { try! CIDR.parse($0).get() })
     }
 
-    static func selector(_ random: inout SplitMix, keys: [String], values: [String]) -> LabelSelector {
+    static func selector(_ random: inout SplitMix64, keys: [String], values: [String]) -> LabelSelector {
         var selector = LabelSelector()
         for _ in 0..<random.int(3) {
             let key = random.pick(keys)
@@ -97,7 +83,7 @@ enum RandomPolicy {
         return selector
     }
 
-    static func make(_ random: inout SplitMix) -> Policy {
+    static func make(_ random: inout SplitMix64) -> Policy {
         let keys = Array(["tier", "env", "team"].prefix(2 + random.int(2)))
         let values = Array(["a", "b", "c"].prefix(2 + random.int(2)))
         var policy = Policy()

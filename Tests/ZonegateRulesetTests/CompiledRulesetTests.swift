@@ -27,7 +27,7 @@ import ZonegateTesting
 
     @Test(arguments: 0..<3)
     func anySequenceOfChangesEndsWhereAFullCompileDoes(seed: UInt64) throws {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         // One container of each zone stays throughout, so every identity keeps a member.
         var containers: [String: Container] = [:]
         for (index, zone) in Self.zones.enumerated() {
@@ -39,15 +39,15 @@ import ZonegateTesting
         var incremental = 0
         for step in 0..<30 {
             var changes: [ContainerChange] = []
-            for _ in 0..<(1 + random.next(3)) {
-                let key = "c\(random.next(12))"
-                if containers[key] != nil && random.next(3) == 0 {
+            for _ in 0..<(1 + random.int(3)) {
+                let key = "c\(random.int(12))"
+                if containers[key] != nil && random.int(3) == 0 {
                     containers[key] = nil
                     changes.append(ContainerChange(key: key, container: nil))
                 } else {
                     // A new holder of a possibly reused address and port, in a zone that exists.
-                    let container = Self.container(key, Self.zones[random.next(Self.zones.count)], host: 2 + random.next(8),
-                                                   port: random.next(8), v6: random.next(2) == 0)
+                    let container = Self.container(key, Self.zones[random.int(Self.zones.count)], host: 2 + random.int(8),
+                                                   port: random.int(8), v6: random.int(2) == 0)
                     containers[key] = container
                     changes.append(ContainerChange(key: key, container: container))
                 }
@@ -121,15 +121,3 @@ import ZonegateTesting
     }
 }
 
-/// A small deterministic random source, so that a failing seed can be replayed.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next(_ bound: Int) -> Int {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int((z ^ (z >> 31)) % UInt64(bound))
-    }
-}

@@ -1,3 +1,4 @@
+import ZonegateTesting
 import Testing
 @testable import ZonegateEngine
 import ZonegatePolicy
@@ -13,7 +14,7 @@ import ZonegatePolicy
     /// Zones selected by `zonegate.zone`, rules from a random zone to a random zone or to one of
     /// the /32 blocks, a few TCP ports each; containers spread over the zones on one bridge.
     static func evaluator(seed: UInt64) throws -> PolicyEvaluator {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         let zones = (0..<zoneCount).map { "z\($0)" }
         let cidrs = (0..<cidrCount).map { "203.0.113.\($0 * 2 + 1)/32" }
         var text = "version: 1\ndefaults: {unzoned: restricted}\nzones:\n"
@@ -24,14 +25,14 @@ import ZonegatePolicy
         }
         text += "rules:\n"
         for index in 0..<ruleCount {
-            let destination = random.next(10) < 4 ? "{cidr: \(cidrs[random.next(cidrCount)])}" : zones[random.next(zoneCount)]
-            let ports = Set((0...random.next(3)).map { _ in [22, 53, 80, 443, 5432, 8080][random.next(6)] + random.next(3) }).sorted()
-            text += "  - {name: r\(index), from: \(zones[random.next(zoneCount)]), to: \(destination), ports: [\(ports.map { "\($0)/tcp" }.joined(separator: ", "))]}\n"
+            let destination = random.int(10) < 4 ? "{cidr: \(cidrs[random.int(cidrCount)])}" : zones[random.int(zoneCount)]
+            let ports = Set((0...random.int(3)).map { _ in [22, 53, 80, 443, 5432, 8080][random.int(6)] + random.int(3) }).sorted()
+            text += "  - {name: r\(index), from: \(zones[random.int(zoneCount)]), to: \(destination), ports: [\(ports.map { "\($0)/tcp" }.joined(separator: ", "))]}\n"
         }
         let policy = try PolicyParser.parse([PolicyFile(name: "large.yaml", text: text)])
         let containers = (0..<containerCount).map { index in
             let addresses = [IPAddress("172.18.\(index / 250).\(index % 250 + 2)")!, IPAddress("fd00:18::\(String(index + 2, radix: 16))")!]
-            return Container(name: "c\(index)", labels: ["zonegate.zone": zones[random.next(zoneCount)]], addresses: addresses,
+            return Container(name: "c\(index)", labels: ["zonegate.zone": zones[random.int(zoneCount)]], addresses: addresses,
                              attachments: [BridgeAttachment(bridge: "br-zg", port: "veth\(index)", addresses: addresses)])
         }
         return PolicyEvaluator(policy: policy, inventory: Inventory(containers: containers, bridges: ["br-zg"]))
