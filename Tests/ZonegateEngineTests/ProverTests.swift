@@ -9,6 +9,31 @@ final class ProverTests: XCTestCase {
         return Dictionary(uniqueKeysWithValues: results.map { ($0.assertion.name, $0) })
     }
 
+    func testResultsAreTheSameInPolicyOrderWhateverTheWorkers() {
+        // Two threads, each with its own model, in batches: the same results, in policy order,
+        // as one thread (more assertions than one batch, so batches follow each other).
+        var yaml = """
+            zones:
+              - {name: web, selector: {matchLabels: {tier: web}}}
+              - {name: db, selector: {matchLabels: {tier: db}}, ingress: restricted}
+              - {name: all, egress: restricted}
+            rules: [{name: web-db, from: web, to: db, ports: [5432/tcp]}]
+            assertions:
+
+            """
+        for index in 0..<70 {
+            yaml += index % 2 == 0 ? "  - {name: a\(index), deny: {from: all, to: db}}\n"
+                                   : "  - {name: a\(index), allow: {from: web, to: db, ports: [5432/tcp]}}\n"
+        }
+        let prover = AssertionProver(policy: policy(yaml))
+        var one: [AssertionResult] = [], two: [AssertionResult] = []
+        prover.prove(workers: 1) { one.append($0) }
+        prover.prove(workers: 2) { two.append($0) }
+        XCTAssertEqual(one.map(\.assertion.name), (0..<70).map { "a\($0)" })
+        XCTAssertEqual(one, two)
+        XCTAssertEqual(prover.prove(), one)
+    }
+
     func testDenyHoldsWhenZonesCannotOverlap() {
         let results = prove("""
             zones: [{name: corp}, {name: web}, {name: payments, egress: restricted}]
