@@ -78,12 +78,16 @@ extension Zonegate {
 
             // 3. probes.
             var flows = matrix.map { EvidenceFlow($0) }
+            var probeWarnings: [String] = []
             if probe {
-                flows = try VerifyProbes.run(flows, evaluator: evaluator, pids: live.pids)
+                (flows, probeWarnings) = try VerifyProbes.run(flows, evaluator: evaluator, pids: live.pids)
             } else {
                 for index in flows.indices { flows[index].probeNote = "not probed: verify ran without --probe" }
             }
-            let checks = [rulesetCheck, VerifyChecks.assertionsCheck(outcomes), VerifyChecks.probes(flows, ran: probe)]
+            var probesCheck = VerifyChecks.probes(flows, ran: probe)
+            // What may make blocked results wrong (the kernel's neighbour table overflowed) comes first.
+            probesCheck.details.insert(contentsOf: probeWarnings.map { "warning: " + $0 }, at: min(1, probesCheck.details.count))
+            let checks = [rulesetCheck, VerifyChecks.assertionsCheck(outcomes), probesCheck]
             let input = EvidenceInput(time: Date(), host: HostFacts.current(dockerVersion: live.dockerVersion), evaluator: evaluator,
                                       rulesetDigest: rulesetDigest, checks: checks, flows: flows, assertions: outcomes)
 
@@ -156,7 +160,8 @@ extension HostFacts {
 /// `verify --probe`: the matrix's flows as a plan for the probe engine, run with SIGINT and
 /// SIGTERM stopping it (the engine then removes what it made), and its results set on the rows.
 enum VerifyProbes {
-    static func run(_ rows: [EvidenceFlow], evaluator: PolicyEvaluator, pids: [String: Int32]) throws -> [EvidenceFlow] {
+    /// The rows with their probes, and the engine's warnings (what may make a result wrong).
+    static func run(_ rows: [EvidenceFlow], evaluator: PolicyEvaluator, pids: [String: Int32]) throws -> ([EvidenceFlow], [String]) {
         let inventory = evaluator.inventory
         let containers = inventory.containers.indices.map { index -> ProbeContainer in
             let container = inventory.containers[index]
@@ -209,7 +214,7 @@ enum VerifyProbes {
             result[index].probeNote = probe.note
             result[index].blockedBy = probe.blockedBy
         }
-        return result
+        return (result, report.warnings)
     }
 }
 

@@ -81,12 +81,13 @@ final class ProbeRun {
     private var epoll: Int32 = -1
     /// Neighbour entries this run may add per family (IPv4 true) within `NeighbourTable.window`.
     private var neighbourBudget: [Bool: Int] = [:]
-    /// When each (source, destination address) pair was last started: the neighbour entry it
-    /// needs counts against the budget until the kernel may collect it again.
+    /// Until when each neighbour entry a started attempt needs is pinned: it counts against the
+    /// budget until the kernel may collect it again.
     private var pairUse: [PairKey: UInt64] = [:]
     private var pairsInWindow: [Bool: Int] = [true: 0, false: 0]
-    private var pairExpiry: [(time: UInt64, key: PairKey)] = []
-    private var pairExpiryHead = 0
+    /// Per window length (so each queue is in time order): when a pair's entry may be collected.
+    private var pairExpiry: [UInt64: [(time: UInt64, key: PairKey)]] = [:]
+    private var pairExpiryHead: [UInt64: Int] = [:]
     private var tableFullsBefore: [Bool: Int] = [:]
 
     /// A neighbour entry: in `source`'s namespace, for `address` (on the same link), or for
@@ -97,21 +98,37 @@ final class ProbeRun {
         var ipv4: Bool
     }
 
-    /// The neighbour entry an attempt needs. Containers that share no bridge reach each other
-    /// through their gateway (one entry per source and family). The host resolves every
-    /// container directly, for its own probes and when it forwards the outside namespace's.
-    private func neighbourKey(_ attempt: Attempt) -> PairKey {
+    /// The neighbour entries an attempt needs, each with how long it stays pinned after the
+    /// attempt starts. Both ends of a link get one: the source resolves the destination (its
+    /// entry is pinned `NeighbourTable.window`), and the destination, on the request, records the
+    /// source and, once its answer confirms it (the DELAY state's `delay_first_probe_time`, 5 s),
+    /// updates it again (pinned `NeighbourTable.answerWindow`). Containers that share no bridge
+    /// reach each other through their gateway: the source's entry for it, the host's for the
+    /// destination, the destination's for its gateway. The host resolves every container
+    /// directly, for its own probes and when it forwards the outside namespace's.
+    private func neighbourKeys(_ attempt: Attempt) -> [(key: PairKey, window: UInt64)] {
         let ipv4 = attempt.address.isIPv4
+        let window = NeighbourTable.window.nanoseconds, answer = NeighbourTable.answerWindow.nanoseconds
+        let destination = ProbeSource.container(plan.flows[attempt.flow].to)
         switch attempt.source {
-        case .host, .world:
-            return PairKey(source: .host, address: attempt.address, ipv4: ipv4)
+        case .host:
+            return [(PairKey(source: .host, address: attempt.address, ipv4: ipv4), window),
+                    (PairKey(source: destination, address: nil, ipv4: ipv4), answer)]
+        case .world:
+            return [(PairKey(source: .world, address: nil, ipv4: ipv4), window),
+                    (PairKey(source: .host, address: attempt.address, ipv4: ipv4), window),
+                    (PairKey(source: destination, address: nil, ipv4: ipv4), answer)]
         case .container(let name):
             let ownBridges = containers[name]?.bridges ?? []
             let theirs = containers[plan.flows[attempt.flow].to]?.bridges ?? []
             if !ownBridges.isEmpty && !theirs.isEmpty && Set(ownBridges).isDisjoint(with: theirs) {
-                return PairKey(source: attempt.source, address: nil, ipv4: ipv4)
+                return [(PairKey(source: attempt.source, address: nil, ipv4: ipv4), window),
+                        (PairKey(source: .host, address: attempt.address, ipv4: ipv4), window),
+                        (PairKey(source: destination, address: nil, ipv4: ipv4), answer)]
             }
-            return PairKey(source: attempt.source, address: attempt.address, ipv4: ipv4)
+            let own = containers[name]?.addresses.first { $0.isIPv4 == ipv4 }
+            return [(PairKey(source: attempt.source, address: attempt.address, ipv4: ipv4), window),
+                    (PairKey(source: destination, address: own, ipv4: ipv4), answer)]
         }
     }
 
@@ -283,8 +300,8 @@ final class ProbeRun {
         }
     }
 
-    /// One attempt per destination address of a family the source has, sorted by source so the
-    /// thread switches namespaces once per source.
+    /// One attempt per destination address of a family the source has, sorted by pair of
+    /// containers (see the end).
     private func planAttempts() {
         let hostFamilies: Set<Bool> = [true, false]
         for (index, flow) in plan.flows.enumerated() {
@@ -344,14 +361,19 @@ final class ProbeRun {
                 attempts.append(Attempt(flow: index, source: flow.from, address: address, port: flow.port, listener: listener))
             }
         }
-        func order(_ source: ProbeSource) -> String {
-            switch source {
-            case .host: "0"
-            case .world: "1"
-            case .container(let name): "2" + name
+        // Container rows by pair of containers, both directions together: the two neighbour
+        // entries a pair needs (one in each namespace) serve both, while both are still pinned.
+        func order(_ attempt: Attempt) -> String {
+            switch attempt.source {
+            case .host: return "0"
+            case .world: return "1"
+            case .container(let name):
+                let other = plan.flows[attempt.flow].to
+                return "2" + min(name, other) + "\u{0}" + max(name, other) + "\u{0}" + name
             }
         }
-        attempts.sort { (order($0.source), $0.flow) < (order($1.source), $1.flow) }
+        let keys = attempts.map(order)
+        attempts = attempts.indices.sorted { (keys[$0], attempts[$0].flow) < (keys[$1], attempts[$1].flow) }.map { attempts[$0] }
     }
 
     /// A temporary listener on each destination address and port that has none: binding
@@ -487,26 +509,40 @@ final class ProbeRun {
     /// collected, and a lookup that finds the table full drops the packet silently, which would
     /// read as `blocked`. So new pairs start only while the run's share of the table allows.
     private func neighbourAllows(_ attempt: Attempt, now: UInt64) -> Bool {
-        let key = neighbourKey(attempt)
-        let ipv4 = key.ipv4
-        if pairUse[key] == nil {
-            guard pairsInWindow[ipv4, default: 0] < neighbourBudget[ipv4, default: 64] else { return false }
-            pairsInWindow[ipv4, default: 0] += 1
+        let keys = neighbourKeys(attempt)
+        let ipv4 = attempt.address.isIPv4
+        let fresh = keys.count { pairUse[$0.key] == nil }
+        if fresh > 0 {
+            guard pairsInWindow[ipv4, default: 0] + fresh <= neighbourBudget[ipv4, default: 64] else { return false }
+            pairsInWindow[ipv4, default: 0] += fresh
         }
-        pairUse[key] = now
-        pairExpiry.append((now + NeighbourTable.window.nanoseconds, key))
+        for (key, window) in keys {
+            let expiry = now + window
+            if let held = pairUse[key], held >= expiry { continue }
+            pairUse[key] = expiry
+            pairExpiry[window, default: []].append((expiry, key))
+        }
         return true
     }
 
     private func expirePairs(now: UInt64) {
-        while pairExpiryHead < pairExpiry.count && pairExpiry[pairExpiryHead].time <= now {
-            let (time, key) = pairExpiry[pairExpiryHead]
-            pairExpiryHead += 1
-            // Only the pair's last use releases it.
-            if let last = pairUse[key], last + NeighbourTable.window.nanoseconds == time {
-                pairUse[key] = nil
-                pairsInWindow[key.ipv4, default: 1] -= 1
+        for window in pairExpiry.keys {
+            var queue = pairExpiry[window]!, head = pairExpiryHead[window, default: 0]
+            while head < queue.count && queue[head].time <= now {
+                let (time, key) = queue[head]
+                head += 1
+                // Only the pair's latest expiry releases it.
+                if let held = pairUse[key], held == time {
+                    pairUse[key] = nil
+                    pairsInWindow[key.ipv4, default: 1] -= 1
+                }
             }
+            if head > 4096 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            pairExpiry[window] = queue
+            pairExpiryHead[window] = head
         }
     }
 
@@ -866,6 +902,9 @@ struct NeighbourTable {
     /// How long after its last use a pair still holds its entry: the kernel's forced collection
     /// spares entries updated in the last 5 s; one more for the attempt's own time.
     static let window: Duration = .milliseconds(6200)
+    /// The answering end's entry: created on the request, moved to DELAY by the answer and
+    /// updated again when confirmed `delay_first_probe_time` (5 s) later; 5 s more, and one for the attempt.
+    static let answerWindow: Duration = .milliseconds(11200)
     /// Entries left to the rest of the host.
     static let margin = 128
 
@@ -875,7 +914,11 @@ struct NeighbourTable {
 
     init(ipv4: Bool) {
         // Columns: entries ... table_fulls, in hex, one row per CPU; entries is table-wide.
-        let rows = (readSmallFile("/proc/net/stat/\(ipv4 ? "arp_cache" : "ndisc_cache")") ?? "").split(separator: "\n").dropFirst()
+        // The kernel shows the (host-wide) table only in the host's first namespace: from any other,
+        // through pid 1's view.
+        let name = ipv4 ? "arp_cache" : "ndisc_cache"
+        let text = readSmallFile("/proc/net/stat/\(name)") ?? readSmallFile("/proc/1/net/stat/\(name)") ?? ""
+        let rows = text.split(separator: "\n").dropFirst()
         for (index, row) in rows.enumerated() {
             let fields = row.split(separator: " ", omittingEmptySubsequences: true)
             guard let first = fields.first, let last = fields.last else { continue }
