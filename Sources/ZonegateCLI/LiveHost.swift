@@ -24,17 +24,29 @@ struct DockerOptions: ParsableArguments {
 
     /// The live host's containers as an inventory, under the policy's `defaults.networks`.
     func inventory(for command: String, managedNetworks: [String]?) async throws -> Inventory {
+        try await withClient(for: command) { try await Self.snapshot($0, managedNetworks: managedNetworks).inventory }
+    }
+
+    /// Runs `body` with a client for the engine and shuts it down afterwards; a failure to reach
+    /// Docker is an environment failure (exit 2).
+    func withClient<T>(for command: String, _ body: (DockerAPIClient) async throws -> T) async throws -> T {
         let client = try client(for: command)
         do {
-            async let networks = client.networks()
-            let containers = try await client.runningContainers()
-            let inventory = DockerInventory.build(containers: containers, networks: try await networks,
-                                                  managedNetworks: managedNetworks, bridgePort: VethResolver().resolver())
+            let result = try await body(client)
             try await client.shutdown()
-            return inventory
+            return result
         } catch {
             try? await client.shutdown()
             throw CommandFailure.environment("cannot read Docker at \(url): \(error)")
         }
+    }
+
+    /// The running containers as Docker lists them, and the inventory built from them.
+    static func snapshot(_ client: DockerAPIClient, managedNetworks: [String]?) async throws -> (containers: [DockerContainer], inventory: Inventory) {
+        async let networks = client.networks()
+        let containers = try await client.runningContainers()
+        let inventory = DockerInventory.build(containers: containers, networks: try await networks,
+                                              managedNetworks: managedNetworks, bridgePort: VethResolver().resolver())
+        return (containers, inventory)
     }
 }

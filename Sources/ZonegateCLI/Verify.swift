@@ -63,12 +63,7 @@ extension Zonegate {
             let matrix = ReachabilityMatrix(evaluator).flows()
 
             // 1. ruleset: read back, never written.
-            let actual: Ruleset
-            do {
-                actual = try NetlinkDataplane().readAll(name: RulesetCompiler.tableName)
-            } catch {
-                throw CommandFailure.environment("verify: cannot read nftables through netlink (\(error)); run as root or with CAP_NET_ADMIN")
-            }
+            let actual = try kernelRuleset(for: "verify")
             let desired = RulesetCompiler.ruleset(evaluator)
             let rulesetCheck = VerifyChecks.ruleset(RulesetComparison.compare(actual: actual, desired: desired))
             let rulesetDigest = "sha256:" + EvidenceReport.hex(SHA256.hash(data: Data(RulesetComparison.canonicalText(actual).utf8)))
@@ -124,22 +119,14 @@ struct LiveDocker {
     var dockerVersion: String
 
     static func read(_ options: DockerOptions, managedNetworks: [String]?) async throws -> LiveDocker {
-        let client = try options.client(for: "verify")
-        do {
+        try await options.withClient(for: "verify") { client in
             let version = try await client.version()
-            async let networks = client.networks()
-            let containers = try await client.runningContainers()
-            let inventory = DockerInventory.build(containers: containers, networks: try await networks,
-                                                  managedNetworks: managedNetworks, bridgePort: VethResolver().resolver())
-            try await client.shutdown()
+            let (containers, inventory) = try await DockerOptions.snapshot(client, managedNetworks: managedNetworks)
             var pids: [String: Int32] = [:]
             for container in containers where container.pid > 0 {
                 pids[PolicyEvaluator.displayName(ofContainer: container.name)] = container.pid
             }
             return LiveDocker(inventory: inventory, pids: pids, dockerVersion: "\(version.engine) (API \(version.apiVersion))")
-        } catch {
-            try? await client.shutdown()
-            throw CommandFailure.environment("cannot read Docker at \(options.url): \(error)")
         }
     }
 }

@@ -431,7 +431,7 @@ extension Zonegate {
 }
 
 /// zonegate's tables as the kernel holds them; an environment failure (exit 2) without netlink access.
-private func kernelRuleset(for command: String) throws -> Ruleset {
+func kernelRuleset(for command: String) throws -> Ruleset {
     do {
         return try NetlinkDataplane().readAll(name: RulesetCompiler.tableName)
     } catch {
