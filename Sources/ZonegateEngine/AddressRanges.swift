@@ -4,13 +4,14 @@ import ZonegatePolicy
 /// address family: exact answers to "do two blocks share an address?" and "is one inside the
 /// other?", which prefix comparisons alone get wrong when exceptions cover a block.
 struct AddressRanges {
-    /// (low, high) as big-endian address bytes, all of one width (4 or 16).
-    private(set) var ranges: [(low: [UInt8], high: [UInt8])]
+    /// Inclusive ranges, all of the block's family. Addresses of different families never
+    /// overlap: every IPv4 address orders before every IPv6 one.
+    private(set) var ranges: [(low: IPAddress, high: IPAddress)]
 
     init(_ block: CIDRBlock) {
-        ranges = [(block.cidr.network.bytes, AddressArithmetic.last(block.cidr))]
+        ranges = [(block.cidr.first, block.cidr.last)]
         for excluded in block.except {
-            ranges = subtracting([(excluded.network.bytes, AddressArithmetic.last(excluded))])
+            ranges = subtracting([(excluded.first, excluded.last)])
         }
     }
 
@@ -18,9 +19,7 @@ struct AddressRanges {
 
     func intersects(_ other: AddressRanges) -> Bool {
         ranges.contains { mine in
-            other.ranges.contains { theirs in
-                mine.low.count == theirs.low.count && !Self.less(mine.high, theirs.low) && !Self.less(theirs.high, mine.low)
-            }
+            other.ranges.contains { theirs in !(mine.high < theirs.low) && !(theirs.high < mine.low) }
         }
     }
 
@@ -29,21 +28,18 @@ struct AddressRanges {
         subtracting(other.ranges).isEmpty
     }
 
-    private func subtracting(_ cuts: [(low: [UInt8], high: [UInt8])]) -> [(low: [UInt8], high: [UInt8])] {
+    private func subtracting(_ cuts: [(low: IPAddress, high: IPAddress)]) -> [(low: IPAddress, high: IPAddress)] {
         var pieces = ranges
         for cut in cuts {
-            pieces = pieces.flatMap { piece -> [(low: [UInt8], high: [UInt8])] in
-                guard piece.low.count == cut.low.count, !Self.less(piece.high, cut.low), !Self.less(cut.high, piece.low) else {
-                    return [piece]
-                }
-                var left: [(low: [UInt8], high: [UInt8])] = []
-                if Self.less(piece.low, cut.low) { left.append((piece.low, AddressArithmetic.predecessor(cut.low))) }
-                if Self.less(cut.high, piece.high), let next = AddressArithmetic.successor(cut.high) { left.append((next, piece.high)) }
+            pieces = pieces.flatMap { piece -> [(low: IPAddress, high: IPAddress)] in
+                guard !(piece.high < cut.low), !(cut.high < piece.low) else { return [piece] }
+                var left: [(low: IPAddress, high: IPAddress)] = []
+                // Above the piece's low end, so not the lowest address: it has a predecessor.
+                if piece.low < cut.low { left.append((piece.low, cut.low.predecessor!)) }
+                if cut.high < piece.high, let next = cut.high.successor { left.append((next, piece.high)) }
                 return left
             }
         }
         return pieces
     }
-
-    private static func less(_ a: [UInt8], _ b: [UInt8]) -> Bool { a.lexicographicallyPrecedes(b) }
 }

@@ -29,21 +29,21 @@ extension PolicyEvaluator {
     /// CIDR blocks, each piece with the blocks that contain it. Together they cover every IPv4 and
     /// IPv6 address exactly once; containers' own addresses are told apart before these apply.
     public func outsideClasses() -> [OutsideRange] {
-        [4, 16].flatMap { width in
-            var cuts: Set<[UInt8]> = [AddressArithmetic.zero(width)]
-            for block in cidrBlocks where block.cidr.network.bytes.count == width {
+        [true, false].flatMap { ipv4 in
+            var cuts: Set<IPAddress> = [IPAddress.lowest(ipv4: ipv4)]
+            for block in cidrBlocks where block.cidr.isIPv4 == ipv4 {
                 for prefix in [block.cidr] + block.except {
-                    cuts.insert(prefix.network.bytes)
-                    if let next = AddressArithmetic.successor(AddressArithmetic.last(prefix)) { cuts.insert(next) }
+                    cuts.insert(prefix.first)
+                    if let next = prefix.last.successor { cuts.insert(next) }
                 }
             }
-            let starts = cuts.sorted { $0.lexicographicallyPrecedes($1) }
+            let starts = cuts.sorted()
             var ranges: [OutsideRange] = []
-            for (index, start) in starts.enumerated() {
-                let end = index + 1 < starts.count ? AddressArithmetic.predecessor(starts[index + 1]) : AddressArithmetic.ones(width)
-                let low = IPAddress(bytes: start)!, high = IPAddress(bytes: end)!
+            for (index, low) in starts.enumerated() {
+                // The next start is above the lowest address, so it has a predecessor.
+                let high = index + 1 < starts.count ? starts[index + 1].predecessor! : IPAddress.highest(ipv4: ipv4)
                 let blocks = cidrBlocks.indices.filter { cidrBlocks[$0].contains(low) }
-                if let last = ranges.last, last.blocks == blocks, AddressArithmetic.successor(last.high.bytes) == start {
+                if let last = ranges.last, last.blocks == blocks, last.high.successor == low {
                     ranges[ranges.count - 1].high = high
                 } else {
                     ranges.append(OutsideRange(low: low, high: high, blocks: blocks))
@@ -165,35 +165,4 @@ public struct OutsideRange: Hashable, Sendable {
     public var blocks: [Int]
 
     public var peerClass: PeerClass { PeerClass(.outside(blocks: blocks)) }
-}
-
-/// Big-endian byte-string arithmetic for address boundaries.
-enum AddressArithmetic {
-    static func zero(_ width: Int) -> [UInt8] { Array(repeating: 0, count: width) }
-    static func ones(_ width: Int) -> [UInt8] { Array(repeating: 0xff, count: width) }
-
-    /// The highest address of a prefix.
-    static func last(_ prefix: CIDR) -> [UInt8] {
-        prefix.network.bytes.enumerated().map { index, byte in
-            let hostBits = max(0, min(8, (index + 1) * 8 - prefix.prefixLength))
-            return hostBits == 0 ? byte : byte | UInt8((1 << hostBits) - 1)
-        }
-    }
-
-    /// nil past the top of the address space.
-    static func successor(_ bytes: [UInt8]) -> [UInt8]? {
-        var result = bytes
-        for index in result.indices.reversed() {
-            if result[index] == 0xff { result[index] = 0 } else { result[index] += 1; return result }
-        }
-        return nil
-    }
-
-    static func predecessor(_ bytes: [UInt8]) -> [UInt8] {
-        var result = bytes
-        for index in result.indices.reversed() {
-            if result[index] == 0 { result[index] = 0xff } else { result[index] -= 1; return result }
-        }
-        return result
-    }
 }

@@ -121,21 +121,21 @@ final class ProverModel {
     private static func regionClasses(_ blocks: [CIDRBlock]) -> ([Set<Int>], [[Int]]) {
         let ranges = blocks.map(AddressRanges.init)
         var signatures: [[Int]] = []
-        for width in [4, 16] {
-            var cuts: Set<[UInt8]> = [AddressArithmetic.zero(width)]
+        for ipv4 in [true, false] {
+            var cuts: Set<IPAddress> = [IPAddress.lowest(ipv4: ipv4)]
             for block in ranges {
-                for range in block.ranges where range.low.count == width {
+                for range in block.ranges where range.low.isIPv4 == ipv4 {
                     cuts.insert(range.low)
-                    if let next = AddressArithmetic.successor(range.high) { cuts.insert(next) }
+                    if let next = range.high.successor { cuts.insert(next) }
                 }
             }
-            let starts = cuts.sorted { $0.lexicographicallyPrecedes($1) }
+            let starts = cuts.sorted()
             var pieces = Array(repeating: [Int](), count: starts.count)
             // Block by block in index order, so each piece's list comes out sorted.
             for (index, block) in ranges.enumerated() {
-                for range in block.ranges where range.low.count == width {
+                for range in block.ranges where range.low.isIPv4 == ipv4 {
                     var piece = firstIndex(in: starts, notBefore: range.low)
-                    while piece < starts.count, !range.high.lexicographicallyPrecedes(starts[piece]) {
+                    while piece < starts.count, !(range.high < starts[piece]) {
                         pieces[piece].append(index)
                         piece += 1
                     }
@@ -154,11 +154,11 @@ final class ProverModel {
         return (classes, inBlock)
     }
 
-    private static func firstIndex(in sorted: [[UInt8]], notBefore value: [UInt8]) -> Int {
+    private static func firstIndex(in sorted: [IPAddress], notBefore value: IPAddress) -> Int {
         var low = 0, high = sorted.count
         while low < high {
             let middle = (low + high) / 2
-            if sorted[middle].lexicographicallyPrecedes(value) { low = middle + 1 } else { high = middle }
+            if sorted[middle] < value { low = middle + 1 } else { high = middle }
         }
         return low
     }

@@ -93,22 +93,38 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
             }
             length = parsed
         }
-        let network = CIDR.masked(address, length)
+        let network = address.masked(toPrefix: length)
         guard network == address else {
             return .failure(.hostBitsSet(suggestion: "\(network)/\(length)"))
         }
         return .success(CIDR(network: network, prefixLength: length))
     }
 
+    /// The prefix of `network` with its host bits cleared (`10.1.2.3`, 8 is `10.0.0.0/8`).
     public init(network: IPAddress, prefixLength: Int) {
-        self.network = CIDR.masked(network, prefixLength)
+        self.network = network.masked(toPrefix: prefixLength)
         self.prefixLength = prefixLength
+    }
+
+    /// The prefix whose addresses are exactly `low...high` (`10.0.0.0` through `10.0.0.255` is
+    /// `10.0.0.0/24`); nil when no one prefix covers exactly that range.
+    public init?(exactly low: IPAddress, through high: IPAddress) {
+        guard low.bytes.count == high.bytes.count else { return nil }
+        // A prefix's first and last addresses agree on its leading bits and on no more.
+        var shared = 0
+        for (a, b) in zip(low.bytes, high.bytes) {
+            shared += (a ^ b).leadingZeroBitCount
+            if a != b { break }
+        }
+        let candidate = CIDR(network: low, prefixLength: shared)
+        guard candidate.network == low, candidate.last == high else { return nil }
+        self = candidate
     }
 
     public var isIPv4: Bool { network.isIPv4 }
 
     public func contains(_ address: IPAddress) -> Bool {
-        address.bytes.count == network.bytes.count && CIDR.masked(address, prefixLength) == network
+        address.bytes.count == network.bytes.count && address.masked(toPrefix: prefixLength) == network
     }
 
     /// True when every address of `other` is also in this prefix.
@@ -116,14 +132,62 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         other.prefixLength >= prefixLength && contains(other.network)
     }
 
-    public var description: String { "\(network)/\(prefixLength)" }
+    /// The first address of the prefix: `network`.
+    public var first: IPAddress { network }
 
-    private static func masked(_ address: IPAddress, _ length: Int) -> IPAddress {
-        var bytes = address.bytes
-        for index in bytes.indices {
-            let bitsKept = max(0, min(8, length - index * 8))
-            bytes[index] &= bitsKept == 0 ? 0 : ~UInt8(0) << (8 - bitsKept)
+    /// The last address of the prefix: its host bits all set (`10.0.0.0/8` ends at `10.255.255.255`).
+    public var last: IPAddress {
+        IPAddress(uncheckedBytes: network.bytes.enumerated().map { index, byte in byte | ~IPAddress.prefixMask(prefixLength, byte: index) })
+    }
+
+    public var description: String { "\(network)/\(prefixLength)" }
+}
+
+/// Address arithmetic: the one place that masks, counts and bounds addresses, for the policy's
+/// CIDR blocks, the engine's address ranges and the nftables interval elements alike.
+extension IPAddress {
+    /// Bytes already known to be 4 or 16 long (derived from another address).
+    init(uncheckedBytes bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// `0.0.0.0` or `::`: the lowest address of a family.
+    public static func lowest(ipv4: Bool) -> IPAddress {
+        IPAddress(uncheckedBytes: [UInt8](repeating: 0, count: ipv4 ? 4 : 16))
+    }
+
+    /// `255.255.255.255` or `ffff:...:ffff`: the highest address of a family.
+    public static func highest(ipv4: Bool) -> IPAddress {
+        IPAddress(uncheckedBytes: [UInt8](repeating: 0xff, count: ipv4 ? 4 : 16))
+    }
+
+    /// This address with every bit after the first `length` cleared: the network of
+    /// `address/length`. A length past the width keeps every bit, one of 0 or less none.
+    public func masked(toPrefix length: Int) -> IPAddress {
+        IPAddress(uncheckedBytes: bytes.enumerated().map { index, byte in byte & Self.prefixMask(length, byte: index) })
+    }
+
+    /// The next address up; nil for the highest of its family (no wrap to the lowest).
+    public var successor: IPAddress? {
+        var result = bytes
+        for index in result.indices.reversed() {
+            if result[index] == 0xff { result[index] = 0 } else { result[index] += 1; return IPAddress(uncheckedBytes: result) }
         }
-        return IPAddress(bytes: bytes)!
+        return nil
+    }
+
+    /// The next address down; nil for the lowest of its family (no wrap to the highest).
+    public var predecessor: IPAddress? {
+        var result = bytes
+        for index in result.indices.reversed() {
+            if result[index] == 0 { result[index] = 0xff } else { result[index] -= 1; return IPAddress(uncheckedBytes: result) }
+        }
+        return nil
+    }
+
+    /// The bits of byte `index` that a prefix of `length` bits keeps.
+    static func prefixMask(_ length: Int, byte index: Int) -> UInt8 {
+        let kept = max(0, min(8, length - index * 8))
+        return kept == 0 ? 0 : ~UInt8(0) << (8 - kept)
     }
 }

@@ -1,3 +1,5 @@
+import ZonegatePolicy
+
 extension Ruleset {
     /// The ruleset in nft's file syntax, close to what `nft list ruleset` prints.
     public var nftScript: String {
@@ -102,8 +104,9 @@ enum NftValue {
             let low = Array(element.key[clamped: range])
             guard let end = element.keyEnd, Array(end[clamped: range]) != low else { return value(low, as: field) }
             let high = Array(end[clamped: range])
-            if let prefix = prefixLength(low, high), field == .ipv4Addr || field == .ipv6Addr {
-                return "\(value(low, as: field))/\(prefix)"
+            if field == .ipv4Addr || field == .ipv6Addr, let first = IPAddress(bytes: low), let last = IPAddress(bytes: high),
+               let prefix = CIDR(exactly: first, through: last) {
+                return prefix.description
             }
             return "\(value(low, as: field))-\(value(high, as: field))"
         }
@@ -123,7 +126,7 @@ enum NftValue {
     static func value(_ bytes: [UInt8], as field: KeyField?) -> String {
         switch field {
         case .ipv4Addr?, .ipv6Addr?:
-            return IPAddressBytes.text(bytes) ?? hex(bytes)
+            return IPAddress(bytes: bytes)?.description ?? hex(bytes)
         case .inetService? where bytes.count == 2:
             return String(UInt16(bytes[0]) << 8 | UInt16(bytes[1]))
         case .inetProto? where bytes.count == 1:
@@ -144,11 +147,6 @@ enum NftValue {
     }
 
     static func quoted(_ text: String) -> String { "\"\(text)\"" }
-
-    /// The prefix length if `low...high` is exactly one prefix.
-    static func prefixLength(_ low: [UInt8], _ high: [UInt8]) -> Int? {
-        (0...low.count * 8).first { IPAddressBytes.range(of: low, prefixLength: $0) == (low, high) }
-    }
 
     static let protocolNames: [UInt8: String] = [1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"]
 }

@@ -1,4 +1,4 @@
-import Foundation
+import ZonegatePolicy
 
 /// One field of a set key or map value: its nft datatype and its size on the wire.
 public struct KeyField: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -208,23 +208,23 @@ public struct KeyPart: Sendable, Hashable {
 
     /// An IPv4 address, e.g. `"10.0.0.1"`; nil if it does not parse.
     public static func ipv4(_ text: String) -> KeyPart? {
-        IPAddressBytes.ipv4(text).map { KeyPart(value: $0) }
+        IPAddress(text).flatMap { $0.isIPv4 ? KeyPart(value: $0.bytes) : nil }
     }
 
     /// An IPv6 address, e.g. `"fd00::1"`; nil if it does not parse.
     public static func ipv6(_ text: String) -> KeyPart? {
-        IPAddressBytes.ipv6(text).map { KeyPart(value: $0) }
+        IPAddress(text).flatMap { $0.isIPv4 ? nil : KeyPart(value: $0.bytes) }
     }
 
-    /// An IPv4 or IPv6 prefix, e.g. `"10.0.0.0/8"` or `"fd00::/64"`, as the range it covers.
+    /// An IPv4 or IPv6 prefix, e.g. `"10.0.0.0/8"` or `"fd00::/64"`, as the range it covers
+    /// (host bits in the address are ignored).
     public static func prefix(_ text: String) -> KeyPart? {
         let pieces = text.split(separator: "/", maxSplits: 1).map(String.init)
-        guard pieces.count == 2, let length = Int(pieces[1]),
-              let address = IPAddressBytes.ipv4(pieces[0]) ?? IPAddressBytes.ipv6(pieces[0]),
-              (0...address.count * 8).contains(length)
+        guard pieces.count == 2, let length = Int(pieces[1]), let address = IPAddress(pieces[0]),
+              (0...address.bytes.count * 8).contains(length)
         else { return nil }
-        let (low, high) = IPAddressBytes.range(of: address, prefixLength: length)
-        return KeyPart(low: low, high: high)
+        let prefix = CIDR(network: address, prefixLength: length)
+        return KeyPart(low: prefix.first.bytes, high: prefix.last.bytes)
     }
 
     /// A port (`inet_service`).
@@ -253,43 +253,5 @@ public struct KeyPart: Sendable, Hashable {
     /// A 32-bit mark or id in host byte order, as `meta mark` and `mark` maps hold it.
     public static func mark(_ value: UInt32) -> KeyPart {
         KeyPart(value: withUnsafeBytes(of: value.littleEndian, Array.init))
-    }
-}
-
-/// Parsing and arithmetic on IP addresses as network-order bytes.
-enum IPAddressBytes {
-    static func ipv4(_ text: String) -> [UInt8]? {
-        var address = in_addr()
-        return inet_pton(AF_INET, text, &address) == 1 ? withUnsafeBytes(of: address, Array.init) : nil
-    }
-
-    static func ipv6(_ text: String) -> [UInt8]? {
-        var address = in6_addr()
-        return inet_pton(AF_INET6, text, &address) == 1 ? withUnsafeBytes(of: address, Array.init) : nil
-    }
-
-    /// First and last address of `address/prefixLength`.
-    static func range(of address: [UInt8], prefixLength: Int) -> (low: [UInt8], high: [UInt8]) {
-        var low = address, high = address
-        for index in address.indices {
-            let keptBits = min(max(prefixLength - index * 8, 0), 8)
-            let hostMask = UInt8(truncatingIfNeeded: 0xff >> keptBits)
-            low[index] &= ~hostMask
-            high[index] |= hostMask
-        }
-        return (low, high)
-    }
-
-    /// Dotted or colon text for 4 or 16 bytes.
-    static func text(_ bytes: [UInt8]) -> String? {
-        let family: Int32
-        switch bytes.count {
-        case 4: family = AF_INET
-        case 16: family = AF_INET6
-        default: return nil
-        }
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let ok = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buffer, socklen_t(buffer.count)) != nil }
-        return ok ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 }

@@ -33,7 +33,7 @@ final class PairPolicyTests: XCTestCase {
             XCTAssertEqual(family.first?.low.bytes, Array(repeating: 0, count: width))
             XCTAssertEqual(family.last?.high.bytes, Array(repeating: 0xff, count: width))
             for (earlier, later) in zip(family, family.dropFirst()) {
-                XCTAssertEqual(AddressArithmetic.successor(earlier.high.bytes), later.low.bytes, "contiguous and disjoint")
+                XCTAssertEqual(earlier.high.successor, later.low, "contiguous and disjoint")
                 XCTAssertNotEqual(earlier.blocks, later.blocks, "neighbours with the same blocks are merged")
             }
             for range in family {

@@ -143,7 +143,7 @@ struct BruteForce {
         for block in blocks {
             for prefix in [block.cidr] + block.except {
                 starts.insert(prefix.network)
-                if let next = AddressArithmetic.successor(AddressArithmetic.last(prefix)) { starts.insert(IPAddress(bytes: next)!) }
+                if let next = prefix.last.successor { starts.insert(next) }
             }
         }
         addresses = starts.sorted()
