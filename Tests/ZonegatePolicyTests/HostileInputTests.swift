@@ -1,15 +1,17 @@
+import Foundation
 import ZonegateTesting
-import XCTest
+import Testing
 @testable import ZonegatePolicy
 
 /// Inputs a hostile or careless user can write: each is rejected with one located line per
 /// problem, never a crash, a hang, a huge allocation or half a policy.
-final class HostileInputTests: XCTestCase {
-    private struct Case {
+@Suite struct HostileInputTests {
+    struct Case: Sendable, CustomTestStringConvertible {
         var name: String
         var text: String
         /// (line, column, the whole message)
         var expected: [(Int, Int, String)]
+        var testDescription: String { name }
     }
 
     private static let depth = PolicyLimits.nestingDepth
@@ -17,7 +19,7 @@ final class HostileInputTests: XCTestCase {
 
     /// A few thousand levels of every kind of nesting: stopped at the level past the limit, before
     /// Yams builds (and recurses over) a node tree.
-    private let cases: [Case] = [
+    static let cases: [Case] = [
         // `zones: ` is 7 columns; the top-level mapping is level 1, the k-th bracket level k + 1.
         Case(name: "flow sequences", text: "zones: " + String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000) + "\n",
              expected: [(1, 7 + depth, nesting)]),
@@ -55,74 +57,70 @@ final class HostileInputTests: XCTestCase {
              expected: [(1, 1, "unknown key '\\u{1b}[2J' in a policy file; expected one of: version, defaults, zones, rules, assertions")]),
     ]
 
-    func testHostileYAMLIsRejectedWithOneLocatedLine() {
-        for testCase in cases {
-            assertRejected(testCase.name, [PolicyFile(name: "a.yaml", text: testCase.text)],
-                           testCase.expected.map { ("a.yaml", $0.0, $0.1, $0.2) })
-        }
+    @Test(arguments: cases)
+    func hostileYAMLIsRejectedWithOneLocatedLine(_ testCase: Case) {
+        assertRejected(testCase.name, [PolicyFile(name: "a.yaml", text: testCase.text)], testCase.expected.map { ("a.yaml", $0.0, $0.1, $0.2) })
     }
 
     /// The limit is exact: 64 levels pass the shape check, 65 do not, whatever the kind of nesting.
-    func testNestingLimitIsExact() {
+    @Test(arguments: [("[", "]"), ("{a: ", "}"), ("- ", "")])
+    func nestingLimitIsExact(_ brackets: (open: String, close: String)) {
         let depth = PolicyLimits.nestingDepth
-        for (open, close) in [("[", "]"), ("{a: ", "}"), ("- ", "")] {
-            let within = String(repeating: open, count: depth) + "x" + String(repeating: close, count: depth)
-            let beyond = String(repeating: open, count: depth + 1) + "x" + String(repeating: close, count: depth + 1)
-            XCTAssertNil(YAMLShape.check(within), open)
-            XCTAssertEqual(YAMLShape.check(beyond)?.message.hasPrefix("nesting deeper than \(depth) levels"), true, open)
-        }
+        let within = String(repeating: brackets.open, count: depth) + "x" + String(repeating: brackets.close, count: depth)
+        let beyond = String(repeating: brackets.open, count: depth + 1) + "x" + String(repeating: brackets.close, count: depth + 1)
+        #expect(YAMLShape.check(within) == nil)
+        #expect(YAMLShape.check(beyond)?.message.hasPrefix("nesting deeper than \(depth) levels") == true)
     }
 
-    func testInvalidUTF8IsLocated() {
+    @Test func invalidUTF8IsLocated() {
         let bytes = Array("zones:\n  - name: caf".utf8) + [0xE9] + Array("\n".utf8)
         assertRejected("Latin-1", [PolicyFile(name: "a.yaml", bytes: bytes)],
                        [("a.yaml", 2, 14, "the file is not valid UTF-8 text; a policy file must be UTF-8")])
     }
 
     /// Null or empty where a string is required is an error, in every field that takes one.
-    func testNullIsNeverAString() {
-        let zones = "zones: [{name: web}]\n"
-        let table: [(String, String, [(Int, Int, String)])] = [
-            ("rule name", "rules:\n  - {name: ~, from: any, to: any}\n",
-             [(2, 12, "rule name must be 1 to 128 printable characters without spaces, not nothing")]),
-            ("empty rule name", "rules:\n  - {name: '', from: any, to: any}\n",
-             [(2, 12, "rule name '' must be 1 to 128 printable characters without spaces")]),
-            ("assertion name", "assertions:\n  - {name: null, deny: {from: any, to: any}}\n",
-             [(2, 12, "assertion name must be 1 to 128 printable characters without spaces, not nothing")]),
-            ("zone name", "zones:\n  - name:\n", [(2, 10, "expected a zone name, found nothing")]),
-            ("from", "rules:\n  - {from: ~, to: any}\n",
-             [(2, 12, "expected an endpoint: a zone name, world, host, any, or {cidr: ..., except: [...]}; found nothing")]),
-            ("to in a list", "rules:\n  - {from: any, to: [any, ~]}\n",
-             [(2, 27, "expected an endpoint: a zone name, world, host, any, or {cidr: ..., except: [...]}; found nothing")]),
-            ("ports", "rules:\n  - {from: any, to: any, ports: ~}\n",
-             [(2, 33, "expected a list of ports such as [8443/tcp, 9000-9100/tcp, 53/udp, icmp], found nothing")]),
-            ("a port", "rules:\n  - {from: any, to: any, ports: [~]}\n",
-             [(2, 34, "expected a port, found nothing; expected PORT/PROTO, LOW-HIGH/PROTO or PROTO, with PROTO one of tcp, udp, sctp, or icmp alone")]),
-            ("version", "version: ~\n", [(1, 10, "version must be 1, not nothing")]),
-            ("version as a list", "version: [1]\n", [(1, 10, "version must be 1, not a list")]),
-            ("cidr", "rules:\n  - {from: {cidr: ~}, to: any}\n", [(2, 19, "expected a CIDR such as 203.0.113.0/24 or fd00::/8, found nothing")]),
-            ("owner", "rules:\n  - {from: any, to: any, owner: ~}\n", [(2, 33, "owner must be non-empty free text, not nothing; omit it instead")]),
-            ("ticket", "rules:\n  - {from: any, to: any, ticket: ''}\n",
-             [(2, 34, "ticket must be non-empty free text, not an empty string; omit it instead")]),
-            ("ingress", zones.replacingOccurrences(of: "web}", with: "web, ingress: ~}"), [(1, 30, "ingress must be one of: open, restricted, not nothing")]),
-            ("label key", "zones:\n  - name: web\n    selector: {matchExpressions: [{key: ~, operator: Exists}]}\n",
-             [(3, 41, "expected a label key, found nothing")]),
-            ("operator", "zones:\n  - name: web\n    selector: {matchExpressions: [{key: a, operator: ~}]}\n",
-             [(3, 54, "unknown operator nothing; expected one of: In, NotIn, Exists, DoesNotExist")]),
-            ("a value", "zones:\n  - name: web\n    selector: {matchExpressions: [{key: a, operator: In, values: [x, ~]}]}\n",
-             [(3, 70, "expected a label value (a string), found nothing; write \"\" for the empty value")]),
-            ("a null key", "zones:\n  - name: web\n    selector: {matchLabels: {~: x}}\n",
-             [(3, 30, "expected a key (a string) in matchLabels, found nothing")]),
-            ("logDenied", "defaults: {logDenied: ~}\n", [(1, 23, "logDenied must be true or false, not nothing")]),
-            ("a network", "defaults: {networks: [a, '']}\n", [(1, 26, "expected a Docker network name, found an empty string")]),
-        ]
-        for (name, text, expected) in table {
-            assertRejected(name, [PolicyFile(name: "a.yaml", text: text)], expected.map { ("a.yaml", $0.0, $0.1, $0.2) })
-        }
+    static let nullCases: [Case] = [
+        Case(name: "rule name", text: "rules:\n  - {name: ~, from: any, to: any}\n",
+             expected: [(2, 12, "rule name must be 1 to 128 printable characters without spaces, not nothing")]),
+        Case(name: "empty rule name", text: "rules:\n  - {name: '', from: any, to: any}\n",
+             expected: [(2, 12, "rule name '' must be 1 to 128 printable characters without spaces")]),
+        Case(name: "assertion name", text: "assertions:\n  - {name: null, deny: {from: any, to: any}}\n",
+             expected: [(2, 12, "assertion name must be 1 to 128 printable characters without spaces, not nothing")]),
+        Case(name: "zone name", text: "zones:\n  - name:\n", expected: [(2, 10, "expected a zone name, found nothing")]),
+        Case(name: "from", text: "rules:\n  - {from: ~, to: any}\n",
+             expected: [(2, 12, "expected an endpoint: a zone name, world, host, any, or {cidr: ..., except: [...]}; found nothing")]),
+        Case(name: "to in a list", text: "rules:\n  - {from: any, to: [any, ~]}\n",
+             expected: [(2, 27, "expected an endpoint: a zone name, world, host, any, or {cidr: ..., except: [...]}; found nothing")]),
+        Case(name: "ports", text: "rules:\n  - {from: any, to: any, ports: ~}\n",
+             expected: [(2, 33, "expected a list of ports such as [8443/tcp, 9000-9100/tcp, 53/udp, icmp], found nothing")]),
+        Case(name: "a port", text: "rules:\n  - {from: any, to: any, ports: [~]}\n",
+             expected: [(2, 34, "expected a port, found nothing; expected PORT/PROTO, LOW-HIGH/PROTO or PROTO, with PROTO one of tcp, udp, sctp, or icmp alone")]),
+        Case(name: "version", text: "version: ~\n", expected: [(1, 10, "version must be 1, not nothing")]),
+        Case(name: "version as a list", text: "version: [1]\n", expected: [(1, 10, "version must be 1, not a list")]),
+        Case(name: "cidr", text: "rules:\n  - {from: {cidr: ~}, to: any}\n", expected: [(2, 19, "expected a CIDR such as 203.0.113.0/24 or fd00::/8, found nothing")]),
+        Case(name: "owner", text: "rules:\n  - {from: any, to: any, owner: ~}\n", expected: [(2, 33, "owner must be non-empty free text, not nothing; omit it instead")]),
+        Case(name: "ticket", text: "rules:\n  - {from: any, to: any, ticket: ''}\n",
+             expected: [(2, 34, "ticket must be non-empty free text, not an empty string; omit it instead")]),
+        Case(name: "ingress", text: "zones: [{name: web, ingress: ~}]\n", expected: [(1, 30, "ingress must be one of: open, restricted, not nothing")]),
+        Case(name: "label key", text: "zones:\n  - name: web\n    selector: {matchExpressions: [{key: ~, operator: Exists}]}\n",
+             expected: [(3, 41, "expected a label key, found nothing")]),
+        Case(name: "operator", text: "zones:\n  - name: web\n    selector: {matchExpressions: [{key: a, operator: ~}]}\n",
+             expected: [(3, 54, "unknown operator nothing; expected one of: In, NotIn, Exists, DoesNotExist")]),
+        Case(name: "a value", text: "zones:\n  - name: web\n    selector: {matchExpressions: [{key: a, operator: In, values: [x, ~]}]}\n",
+             expected: [(3, 70, "expected a label value (a string), found nothing; write \"\" for the empty value")]),
+        Case(name: "a null key", text: "zones:\n  - name: web\n    selector: {matchLabels: {~: x}}\n",
+             expected: [(3, 30, "expected a key (a string) in matchLabels, found nothing")]),
+        Case(name: "logDenied", text: "defaults: {logDenied: ~}\n", expected: [(1, 23, "logDenied must be true or false, not nothing")]),
+        Case(name: "a network", text: "defaults: {networks: [a, '']}\n", expected: [(1, 26, "expected a Docker network name, found an empty string")]),
+    ]
+
+    @Test(arguments: nullCases)
+    func nullIsNeverAString(_ testCase: Case) {
+        assertRejected(testCase.name, [PolicyFile(name: "a.yaml", text: testCase.text)], testCase.expected.map { ("a.yaml", $0.0, $0.1, $0.2) })
     }
 
     /// Selectors see every Docker label: Compose's real keys and values are accepted as they are.
-    func testComposeLabelsAreSelectable() throws {
+    @Test func composeLabelsAreSelectable() throws {
         let policy = try PolicyParser.parse([PolicyFile(name: "a.yaml", text: """
             zones:
               - name: shop
@@ -138,26 +136,26 @@ final class HostileInputTests: XCTestCase {
                       "com.docker.compose.project.config_files": "/srv/shop/compose.yaml,/srv/shop/compose.override.yaml",
                       "com.docker.compose.depends_on": "db:service_started:false",
                       "org.opencontainers.image.title": "My Shop (beta)"]
-        XCTAssertTrue(policy.zones[0].selector.matches(labels))
-        XCTAssertEqual(policy.zones[0].selector.matchExpressions[0].values, ["My Shop (beta)", "", "ünïcode"])
+        #expect(policy.zones[0].selector.matches(labels))
+        #expect(policy.zones[0].selector.matchExpressions[0].values == ["My Shop (beta)", "", "ünïcode"])
     }
 
     /// One line per error, whatever is in a file name or a value.
-    func testEveryErrorIsOneLine() {
+    @Test func everyErrorIsOneLine() throws {
         let files = [PolicyFile(name: "evil\n.yaml", text: "zones:\n  - name: \"a\\r\\nb\"\n"),
                      PolicyFile(name: "\u{1B}[2J.yaml", text: "bogus: \"\\u2028\"\n")]
         do {
             _ = try PolicyParser.parse(files)
-            XCTFail("expected a rejection")
+            Issue.record("expected a rejection")
         } catch {
             let lines = error.description.split(separator: "\n", omittingEmptySubsequences: false)
-            XCTAssertEqual(lines, ["\\u{1b}[2J.yaml:1:1: error: unknown key 'bogus' in a policy file; expected one of: version, defaults, zones, rules, assertions",
+            #expect(lines == ["\\u{1b}[2J.yaml:1:1: error: unknown key 'bogus' in a policy file; expected one of: version, defaults, zones, rules, assertions",
                                    "evil\\n.yaml:2:11: error: zone name 'a\\r\\nb' must match [a-z][a-z0-9-]{0,30}: a lowercase letter, then up to 30 lowercase letters, digits or '-'"])
         }
     }
 
     /// Limits on sizes and counts, each with its own error at the place that crossed it.
-    func testCountAndSizeLimits() {
+    @Test func countAndSizeLimits() {
         let zones = "zones:\n" + (0...PolicyLimits.zones).map { "  - {name: z\($0)}\n" }.joined()
         assertRejected("zones", [PolicyFile(name: "a.yaml", text: zones)],
                        [("a.yaml", PolicyLimits.zones + 2, 5, "more than \(PolicyLimits.zones) zones in the policy; this and the later ones are not read (see docs/limits.md)")])
@@ -200,23 +198,21 @@ final class HostileInputTests: XCTestCase {
     }
 
     /// Errors are capped: a policy of 20,000 bad ports reports 1,000 and says so.
-    func testErrorsAreCapped() {
+    @Test func errorsAreCapped() throws {
         let text = "rules:\n" + String(repeating: "  - {from: any, to: any, ports: [" + Array(repeating: "x", count: 20).joined(separator: ", ") + "]}\n", count: 1_000)
-        XCTAssertThrowsError(try PolicyParser.parse([PolicyFile(name: "a.yaml", text: text)])) { error in
-            guard let error = error as? PolicyError else { return XCTFail("\(error)") }
-            XCTAssertEqual(error.diagnostics.count, PolicyLimits.diagnostics + 1)
-            XCTAssertTrue(error.diagnostics.contains { $0.message == "more than \(PolicyLimits.diagnostics) errors; the rest are not reported" })
-        }
+        let error = try #require(throws: PolicyError.self) { try PolicyParser.parse([PolicyFile(name: "a.yaml", text: text)]) }
+        #expect(error.diagnostics.count == PolicyLimits.diagnostics + 1)
+        #expect(error.diagnostics.contains { $0.message == "more than \(PolicyLimits.diagnostics) errors; the rest are not reported" })
     }
 
     /// A large real policy passes well within the limits: 200 zones, 2,000 rules, a selector of
     /// 5,000 values, anchors and aliases used as people use them.
-    func testLargePolicyPasses() throws {
+    @Test func largePolicyPasses() throws {
         let policy = try PolicyParser.parse([PolicyFile(name: "large.yaml", text: Self.largePolicy())])
-        XCTAssertEqual(policy.zones.count, 200)
-        XCTAssertEqual(policy.rules.count, 2_000)
-        XCTAssertEqual(policy.zones[0].selector.matchExpressions[0].values.count, 5_000)
-        XCTAssertEqual(policy.rules[1].ports, [PortRange(.tcp, 443, 443), PortRange(.tcp, 8443, 8443)])
+        #expect(policy.zones.count == 200)
+        #expect(policy.rules.count == 2_000)
+        #expect(policy.zones[0].selector.matchExpressions[0].values.count == 5_000)
+        #expect(policy.rules[1].ports == [PortRange(.tcp, 443, 443), PortRange(.tcp, 8443, 8443)])
     }
 
     static func largePolicy() -> String {
@@ -234,7 +230,7 @@ final class HostileInputTests: XCTestCase {
 
     /// Seeded random edits of a real policy (brackets, indicators, control bytes, invalid UTF-8,
     /// anchors, aliases, deletions): each parses or is rejected with one line per error.
-    func testRandomEditsNeverCrashAndGiveOneLinePerError() {
+    @Test func randomEditsNeverCrashAndGiveOneLinePerError() throws {
         let base = Array("""
             version: 1
             defaults: {unzoned: open, action: drop, networks: [front, back]}
@@ -269,23 +265,23 @@ final class HostileInputTests: XCTestCase {
             do {
                 _ = try PolicyParser.parse([PolicyFile(name: "r.yaml", bytes: bytes)])
             } catch {
-                XCTAssertEqual(error.description.split(separator: "\n", omittingEmptySubsequences: false).count, error.diagnostics.count)
-                XCTAssertFalse(error.description.unicodeScalars.contains { $0.properties.generalCategory == .control && $0 != "\n" })
+                #expect(error.description.split(separator: "\n", omittingEmptySubsequences: false).count == error.diagnostics.count)
+                #expect(!error.description.unicodeScalars.contains { $0.properties.generalCategory == .control && $0 != "\n" })
             }
         }
     }
 
     private func assertRejected(_ name: String, _ files: [PolicyFile], _ expected: [(String, Int, Int, String)],
-                                file: StaticString = #filePath, line: UInt = #line) {
+                                sourceLocation: Testing.SourceLocation = #_sourceLocation) {
         do {
             let policy = try PolicyParser.parse(files)
-            XCTFail("\(name): expected a rejection, parsed \(policy.zones.count) zones", file: file, line: line)
+            Issue.record("\(name): expected a rejection, parsed \(policy.zones.count) zones", sourceLocation: sourceLocation)
         } catch {
             let found = error.diagnostics.map { "\($0.location.file):\($0.location.line):\($0.location.column): \($0.message)" }
             let wanted = expected.map { "\($0.0):\($0.1):\($0.2): \($0.3)" }
-            XCTAssertEqual(found, wanted, name, file: file, line: line)
-            XCTAssertFalse(error.description.contains { $0 == "\r" }, name, file: file, line: line)
-            XCTAssertEqual(error.description.split(separator: "\n").count, error.diagnostics.count, name, file: file, line: line)
+            #expect(found == wanted, "\(name)", sourceLocation: sourceLocation)
+            #expect(!error.description.contains { $0 == "\r" }, "\(name)", sourceLocation: sourceLocation)
+            #expect(error.description.split(separator: "\n").count == error.diagnostics.count, "\(name)", sourceLocation: sourceLocation)
         }
     }
 }

@@ -1,8 +1,9 @@
-import XCTest
+import Foundation
+import Testing
 @testable import ZonegatePolicy
 
 /// `pci` on zones, `owner`, `ticket` and `justification` on rules (issue 11).
-final class PCIFieldsTests: XCTestCase {
+@Suite struct PCIFieldsTests {
     private func parse(_ text: String) throws -> Policy {
         try PolicyParser.parse([PolicyFile(name: "a.yaml", text: text)])
     }
@@ -14,12 +15,12 @@ final class PCIFieldsTests: XCTestCase {
         } catch let error as PolicyError {
             return error.diagnostics
         } catch {
-            XCTFail("\(error)")
+            Issue.record("\(error)")
             return []
         }
     }
 
-    func testEveryScopeParses() throws {
+    @Test func everyScopeParses() throws {
         let policy = try parse("""
             zones:
               - {name: payments, pci: cde}
@@ -27,11 +28,11 @@ final class PCIFieldsTests: XCTestCase {
               - {name: wiki, pci: out-of-scope}
               - {name: web}
             """)
-        XCTAssertEqual(policy.zones.map(\.pci), [.cde, .connected, .outOfScope, nil])
-        XCTAssertEqual(PCIScope.outOfScope.rawValue, "out-of-scope")
+        #expect(policy.zones.map(\.pci) == [.cde, .connected, .outOfScope, nil])
+        #expect(PCIScope.outOfScope.rawValue == "out-of-scope")
     }
 
-    func testRuleAnnotationsParse() throws {
+    @Test func ruleAnnotationsParse() throws {
         let policy = try parse("""
             zones: [{name: web}, {name: payments, pci: cde}]
             rules:
@@ -43,21 +44,20 @@ final class PCIFieldsTests: XCTestCase {
                 ticket: CHG-1234
                 justification: "card authorisation API: web checkout calls it"
             """)
-        XCTAssertEqual(policy.rules[0].annotations,
-                       RuleAnnotations(owner: "payments-platform", ticket: "CHG-1234",
+        #expect(policy.rules[0].annotations == RuleAnnotations(owner: "payments-platform", ticket: "CHG-1234",
                                        justification: "card authorisation API: web checkout calls it"))
     }
 
-    func testUnknownScopeIsRejectedAtItsValue() {
+    @Test func unknownScopeIsRejectedAtItsValue() {
         let found = errors("zones:\n  - {name: payments, pci: CDE}\n  - name: web\n    pci: [cde]\n")
-        XCTAssertEqual(found.count, 2, "\(found)")
-        XCTAssertTrue(found.contains { $0.location == SourceLocation(file: "a.yaml", line: 2, column: 27)
+        #expect(found.count == 2, "\(found)")
+        #expect(found.contains { $0.location == ZonegatePolicy.SourceLocation(file: "a.yaml", line: 2, column: 27)
             && $0.message.contains("pci must be one of: cde, connected, out-of-scope, not 'CDE'") }, "\(found)")
-        XCTAssertTrue(found.contains { $0.location == SourceLocation(file: "a.yaml", line: 4, column: 10)
+        #expect(found.contains { $0.location == ZonegatePolicy.SourceLocation(file: "a.yaml", line: 4, column: 10)
             && $0.message.contains("pci must be one of") }, "\(found)")
     }
 
-    func testJustificationMustBeNonEmptyBoundedText() {
+    @Test func justificationMustBeNonEmptyBoundedText() {
         let long = String(repeating: "x", count: PolicyLimits.freeTextBytes + 1)
         let found = errors("""
             rules:
@@ -66,17 +66,17 @@ final class PCIFieldsTests: XCTestCase {
               - {from: any, to: any, justification: \(long)}
               - {from: any, to: any, owner: ~}
             """)
-        XCTAssertEqual(found.count, 4, "\(found)")
-        XCTAssertTrue(found.contains { $0.location.line == 2 && $0.message.contains("justification must be non-empty free text") }, "\(found)")
-        XCTAssertTrue(found.contains { $0.location.line == 3 && $0.message.contains("justification must be non-empty free text, not a list") }, "\(found)")
-        XCTAssertTrue(found.contains { $0.location.line == 4 && $0.message.contains("justification is longer than") }, "\(found)")
-        XCTAssertTrue(found.contains { $0.location.line == 5 && $0.message.contains("owner must be non-empty free text") }, "\(found)")
+        #expect(found.count == 4, "\(found)")
+        #expect(found.contains { $0.location.line == 2 && $0.message.contains("justification must be non-empty free text") }, "\(found)")
+        #expect(found.contains { $0.location.line == 3 && $0.message.contains("justification must be non-empty free text, not a list") }, "\(found)")
+        #expect(found.contains { $0.location.line == 4 && $0.message.contains("justification is longer than") }, "\(found)")
+        #expect(found.contains { $0.location.line == 5 && $0.message.contains("owner must be non-empty free text") }, "\(found)")
     }
 
-    func testDigestIsOverBytesNotFields() throws {
+    @Test func digestIsOverBytesNotFields() throws {
         let a = try parse("zones: [{name: payments, pci: cde}]\n")
         let b = try parse("zones: [{name: payments}]\n")
-        XCTAssertNotEqual(a.digest, b.digest)
-        XCTAssertEqual(a.digest, try parse("zones: [{name: payments, pci: cde}]\n").digest)
+        #expect(a.digest != b.digest)
+        #expect(try a.digest == parse("zones: [{name: payments, pci: cde}]\n").digest)
     }
 }

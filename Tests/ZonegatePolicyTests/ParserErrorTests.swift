@@ -1,16 +1,17 @@
-import XCTest
+import Testing
 @testable import ZonegatePolicy
 
 /// Every kind of policy error, with the position it must name.
-final class ParserErrorTests: XCTestCase {
-    private struct Case {
+@Suite struct ParserErrorTests {
+    struct Case: Sendable, CustomTestStringConvertible {
         var name: String
         var files: [(String, String)]
         /// (file, line, column, a fragment of the message)
         var expected: [(String, Int, Int, String)]
+        var testDescription: String { name }
     }
 
-    private let cases: [Case] = [
+    static let cases: [Case] = [
         Case(name: "unknown top-level key", files: [("a.yaml", "version: 1\nzone:\n  - name: web\n")],
              expected: [("a.yaml", 2, 1, "unknown key 'zone' in a policy file; expected one of: version, defaults, zones, rules, assertions")]),
         Case(name: "unknown zone key", files: [("a.yaml", "zones:\n  - name: web\n    ingres: open\n")],
@@ -126,26 +127,26 @@ final class ParserErrorTests: XCTestCase {
                         ("a.yaml", 4, 12, "'nowhere' is not a defined zone"), ("b.yaml", 1, 1, "unknown key 'bogus'")]),
     ]
 
-    func testEveryErrorKindNamesItsPosition() {
-        for testCase in cases {
-            let files = testCase.files.map { PolicyFile(name: $0.0, text: $0.1) }
-            do {
-                let policy = try PolicyParser.parse(files)
-                XCTFail("\(testCase.name): expected a rejection, parsed \(policy)")
-            } catch {
-                let found = error.diagnostics
-                XCTAssertEqual(found.count, testCase.expected.count, "\(testCase.name): \(error)")
-                for (file, line, column, fragment) in testCase.expected {
-                    XCTAssertTrue(found.contains { $0.location == SourceLocation(file: file, line: line, column: column) && $0.message.contains(fragment) },
-                                  "\(testCase.name): no error '\(fragment)' at \(file):\(line):\(column) in:\n\(error)")
-                }
+    @Test(arguments: cases)
+    func everyErrorKindNamesItsPosition(_ testCase: Case) throws {
+        let files = testCase.files.map { PolicyFile(name: $0.0, text: $0.1) }
+        do {
+            let policy = try PolicyParser.parse(files)
+            Issue.record("expected a rejection, parsed \(policy)")
+        } catch {
+            let found = error.diagnostics
+            #expect(found.count == testCase.expected.count, "\(error)")
+            for (file, line, column, fragment) in testCase.expected {
+                #expect(found.contains { $0.location == ZonegatePolicy.SourceLocation(file: file, line: line, column: column) && $0.message.contains(fragment) },
+                        "no error '\(fragment)' at \(file):\(line):\(column) in:\n\(error)")
             }
         }
     }
 
-    func testDiagnosticsReadAsFileLineColumn() {
-        XCTAssertThrowsError(try PolicyParser.parse([PolicyFile(name: "10-zones.yaml", text: "zones:\n  - name: UPPER\n")])) { error in
-            XCTAssertTrue("\(error)".hasPrefix("10-zones.yaml:2:11: error: zone name 'UPPER'"), "\(error)")
+    @Test func diagnosticsReadAsFileLineColumn() throws {
+        let error = try #require(throws: (any Error).self) {
+            try PolicyParser.parse([PolicyFile(name: "10-zones.yaml", text: "zones:\n  - name: UPPER\n")])
         }
+        #expect("\(error)".hasPrefix("10-zones.yaml:2:11: error: zone name 'UPPER'"), "\(error)")
     }
 }
