@@ -1,4 +1,4 @@
-import XCTest
+import Testing
 import ZonegateEngine
 import ZonegatePolicy
 
@@ -9,7 +9,7 @@ import ZonegatePolicy
 /// Translation: a NetworkPolicy's podSelector becomes a zone whose restricted side is the policy's
 /// type (Ingress and/or Egress); its peers become rules. Zones that only name peers are declared
 /// with both sides open, since in Kubernetes a peer selector does not isolate the peers.
-final class KubernetesReachabilityTests: XCTestCase {
+@Suite struct KubernetesReachabilityTests {
     static let namespaces = ["x", "y", "z"]
     static let pods = ["a", "b", "c"]
     static let ports = ["80/tcp", "81/tcp", "80/udp", "81/udp", "80/sctp", "81/sctp"]
@@ -43,8 +43,8 @@ final class KubernetesReachabilityTests: XCTestCase {
     /// Compares the verdicts with the truth table on the given ports; a pod's traffic to itself is
     /// not filtered, so the diagonal is skipped as the e2e suite's loopback is.
     private func assertReachability(_ name: String, _ yaml: String, ports: [String], _ expected: Reachability,
-                                    file: StaticString = #filePath, line: UInt = #line) {
-        let evaluator = PolicyEvaluator(policy: policy(yaml, file: file, line: line), inventory: Self.inventory)
+                                    sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        let evaluator = PolicyEvaluator(policy: policy(yaml, sourceLocation: sourceLocation), inventory: Self.inventory)
         var wrong: [String] = []
         for port in ports {
             for from in Self.all {
@@ -54,13 +54,13 @@ final class KubernetesReachabilityTests: XCTestCase {
                 }
             }
         }
-        XCTAssertTrue(wrong.isEmpty, "\(name):\n" + wrong.joined(separator: "\n"), file: file, line: line)
+        #expect(wrong.isEmpty, "\(name):\n\(wrong.joined(separator: "\n"))", sourceLocation: sourceLocation)
     }
 
     private func inNamespace(_ ns: String) -> (String) -> Bool { { $0.hasPrefix("\(ns)/") } }
     private func pod(_ name: String) -> (String) -> Bool { { $0.hasSuffix("/\(name)") } }
 
-    func testDefaultDenyIngress() {
+    @Test func defaultDenyIngress() {
         var expected = Reachability(true)
         expected.expectPeers(from: { _ in true }, to: inNamespace("x"), false)
         assertReachability("should support a 'default-deny-ingress' policy",
@@ -68,7 +68,7 @@ final class KubernetesReachabilityTests: XCTestCase {
                            ports: ["80/tcp", "81/udp"], expected)
     }
 
-    func testDefaultDenyAll() {
+    @Test func defaultDenyAll() {
         var expected = Reachability(true)
         expected.expectPeers(from: { _ in true }, to: inNamespace("x"), false)
         expected.expectPeers(from: inNamespace("x"), to: { _ in true }, false)
@@ -77,7 +77,7 @@ final class KubernetesReachabilityTests: XCTestCase {
                            ports: Self.ports, expected)
     }
 
-    func testAllowFromPodWithinNamespaceByPodSelector() {
+    @Test func allowFromPodWithinNamespaceByPodSelector() {
         var expected = Reachability(true)
         expected.expectAllIngress("x/a", false)
         expected.expect("x/b", "x/a", true)
@@ -89,7 +89,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp", "81/tcp"], expected)
     }
 
-    func testAllowOnlyFromOtherNamespaceByNamespaceSelector() {
+    @Test func allowOnlyFromOtherNamespaceByNamespaceSelector() {
         var expected = Reachability(true)
         expected.expectAllIngress("x/a", false)
         expected.expectPeers(from: inNamespace("y"), to: { $0 == "x/a" }, true)
@@ -101,7 +101,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp"], expected)
     }
 
-    func testPodSelectorWithMatchExpressions() {
+    @Test func podSelectorWithMatchExpressions() {
         var expected = Reachability(true)
         expected.expectAllIngress("x/a", false)
         expected.expect("x/b", "x/a", true)
@@ -115,7 +115,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp"], expected)
     }
 
-    func testNamespaceSelectorWithMatchExpressions() {
+    @Test func namespaceSelectorWithMatchExpressions() {
         var expected = Reachability(true)
         expected.expectAllIngress("x/a", false)
         expected.expectPeers(from: inNamespace("y"), to: { $0 == "x/a" }, true)
@@ -127,7 +127,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp"], expected)
     }
 
-    func testPodSelectorAndNamespaceSelectorWithNotIn() {
+    @Test func podSelectorAndNamespaceSelectorWithNotIn() {
         var expected = Reachability(true)
         expected.expectAllIngress("x/a", false)
         expected.expectPeers(from: { !$0.hasPrefix("x/") && !$0.hasSuffix("/a") }, to: { $0 == "x/a" }, true)
@@ -144,7 +144,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp"], expected)
     }
 
-    func testPorts() {
+    @Test func ports() {
         var port80 = Reachability(true)
         port80.expectAllIngress("x/a", false)
         var port81 = port80
@@ -159,7 +159,7 @@ final class KubernetesReachabilityTests: XCTestCase {
         assertReachability("should enforce policy based on Ports (81 open to y)", yaml, ports: ["81/tcp"], port81)
     }
 
-    func testMultipleStackedPolicies() {
+    @Test func multipleStackedPolicies() {
         var expected = Reachability(true)
         expected.expectAllIngress("x/a", false)
         expected.expectPeers(from: inNamespace("y"), to: { $0 == "x/a" }, true)
@@ -173,7 +173,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp", "81/tcp"], expected)
     }
 
-    func testEgressToPodInOtherNamespace() {
+    @Test func egressToPodInOtherNamespace() {
         var expected = Reachability(true)
         expected.expectAllEgress("x/a", false)
         expected.expect("x/a", "y/b", true)
@@ -185,7 +185,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp"], expected)
     }
 
-    func testDenyIngressFromOtherNamespaces() {
+    @Test func denyIngressFromOtherNamespaces() {
         var expected = Reachability(true)
         expected.expectPeers(from: { !$0.hasPrefix("x/") }, to: inNamespace("x"), false)
         assertReachability("should deny ingress from pods on other namespaces", """
@@ -194,7 +194,7 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp", "81/udp"], expected)
     }
 
-    func testUDPOnlyPolicyDoesNotAllowTCP() {
+    @Test func uDPOnlyPolicyDoesNotAllowTCP() {
         var tcp = Reachability(true)
         tcp.expectAllIngress("x/a", false)
         let udp = Reachability(true)
@@ -204,7 +204,7 @@ final class KubernetesReachabilityTests: XCTestCase {
         assertReachability("UDP 80 stays closed", yaml, ports: ["80/udp"], tcp)
     }
 
-    func testAnyPortOfOneProtocol() {
+    @Test func anyPortOfOneProtocol() {
         var closed = Reachability(true)
         closed.expectAllIngress("x/a", false)
         let yaml = "zones: [{name: x-a, selector: {matchLabels: {ns: x, pod: a}}}]\nrules: [{from: any, to: x-a, ports: [sctp]}]"
@@ -213,7 +213,7 @@ final class KubernetesReachabilityTests: XCTestCase {
         assertReachability("... and no other protocol", yaml, ports: ["80/tcp", "81/udp"], closed)
     }
 
-    func testIngressAndEgressTogether() {
+    @Test func ingressAndEgressTogether() {
         var port80 = Reachability(true)
         port80.expectAllIngress("x/a", false)
         port80.expectPeers(from: pod("b"), to: { $0 == "x/a" }, true)
@@ -231,7 +231,7 @@ final class KubernetesReachabilityTests: XCTestCase {
         assertReachability("should work with Ingress, Egress specified together (81)", yaml, ports: ["81/tcp"], port81)
     }
 
-    func testEgressToCIDRWithExcept() {
+    @Test func egressToCIDRWithExcept() {
         var expected = Reachability(true)
         expected.expectAllEgress("x/a", false)
         expected.expect("x/a", "y/a", true)
@@ -242,14 +242,14 @@ final class KubernetesReachabilityTests: XCTestCase {
             """, ports: ["80/tcp", "81/udp"], expected)
     }
 
-    func testAllowAll() {
+    @Test func allowAll() {
         assertReachability("should support allow-all policy", """
             zones: [{name: x-pods, selector: {matchLabels: {ns: x}}}]
             rules: [{from: any, to: x-pods}]
             """, ports: Self.ports, Reachability(true))
     }
 
-    func testMatrixRowsFollowTheTruthTable() {
+    @Test func matrixRowsFollowTheTruthTable() {
         // The same case through `zonegate matrix`: every (source, destination, port) row.
         let evaluator = PolicyEvaluator(policy: policy("""
             zones:
@@ -258,12 +258,12 @@ final class KubernetesReachabilityTests: XCTestCase {
             rules: [{name: r1, from: ns-y, to: x-a, ports: [81/tcp]}]
             """), inventory: Self.inventory)
         let flows = ReachabilityMatrix(evaluator).flows()
-        XCTAssertEqual(flows.count, (9 * 8 + 2 * 9) * Self.ports.count, "8 peers + world + host per destination, 6 ports each")
+        #expect(flows.count == (9 * 8 + 2 * 9) * Self.ports.count, "8 peers + world + host per destination, 6 ports each")
         for flow in flows where flow.to == "x/a" {
             let allowed = flow.from.hasPrefix("y/") && flow.port == ServicePort(81, .tcp)
-            XCTAssertEqual(flow.verdict, allowed ? .allow : .deny, "\(flow)")
-            XCTAssertEqual(flow.rules, allowed ? ["r1"] : [])
+            #expect(flow.verdict == (allowed ? .allow : .deny), "\(flow)")
+            #expect(flow.rules == (allowed ? ["r1"] : []))
         }
-        XCTAssertTrue(flows.filter { $0.to != "x/a" }.allSatisfy { $0.verdict == .allow && $0.rules.isEmpty })
+        #expect(flows.filter { $0.to != "x/a" }.allSatisfy { $0.verdict == .allow && $0.rules.isEmpty })
     }
 }

@@ -1,20 +1,21 @@
-import XCTest
+import Testing
 @testable import ZonegateEngine
 import ZonegatePolicy
 
 /// Prover cases found by checking `zonegate check` against a brute-force prover that enumerates
 /// every kind of container (labels and addresses), outside address and port: each row is a case
 /// the prover once got wrong.
-final class ProverSoundnessTests: XCTestCase {
-    private struct Case {
+@Suite struct ProverSoundnessTests {
+    struct Case: Sendable, CustomTestStringConvertible {
         var name: String
         var policy: String
         var holds: Bool
         var rules: [String] = []
         var zones: [String] = []
+        var testDescription: String { name }
     }
 
-    private let cases: [Case] = [
+    static let cases: [Case] = [
         Case(name: "a container holds addresses on several networks: a v6 rule reaches a v4 CIDR's containers",
              policy: """
                  zones: [{name: api, selector: {matchExpressions: [{key: tier, operator: Exists}]}}]
@@ -92,43 +93,44 @@ final class ProverSoundnessTests: XCTestCase {
              holds: true),
     ]
 
-    func testCases() {
-        for testCase in cases {
-            let results = AssertionProver(policy: policy(testCase.policy)).prove()
-            guard let result = results.first else { XCTFail("\(testCase.name): no assertion"); continue }
-            XCTAssertEqual(result.holds, testCase.holds, "\(testCase.name): \(result.failures)")
-            XCTAssertEqual(result.responsibleRules, testCase.rules, testCase.name)
-            XCTAssertEqual(result.responsibleZones, testCase.zones, "\(testCase.name): \(result.failures)")
-            XCTAssertEqual(result.failures.isEmpty, testCase.holds, testCase.name)
-        }
+    @Test(arguments: cases)
+    func provesTheCase(_ testCase: Case) throws {
+        let result = try #require(AssertionProver(policy: policy(testCase.policy)).prove().first, "no assertion")
+        #expect(result.holds == testCase.holds, "\(result.failures)")
+        #expect(result.responsibleRules == testCase.rules)
+        #expect(result.responsibleZones == testCase.zones, "\(result.failures)")
+        #expect(result.failures.isEmpty == testCase.holds)
     }
 }
 
 /// Exact address-set arithmetic on CIDR blocks with exceptions.
-final class AddressRangesTests: XCTestCase {
-    private func block(_ cidr: String, _ except: [String] = []) -> AddressRanges {
+@Suite struct AddressRangesTests {
+    private static func block(_ cidr: String, _ except: [String] = []) -> AddressRanges {
         AddressRanges(CIDRBlock(try! CIDR.parse(cidr).get(), except: except.map { try! CIDR.parse($0).get() }))
     }
 
-    func testIntersectsAndInside() {
-        let cases: [(String, AddressRanges, AddressRanges, intersects: Bool, inside: Bool)] = [
-            ("nested prefixes", block("10.1.0.0/16"), block("10.0.0.0/8"), true, true),
-            ("disjoint prefixes", block("10.0.0.0/8"), block("11.0.0.0/8"), false, false),
-            ("families never meet", block("0.0.0.0/0"), block("::/0"), false, false),
-            ("inside the part an exception leaves", block("10.1.0.0/16"), block("10.0.0.0/8", ["10.2.0.0/16"]), true, true),
-            ("an exception cuts the block out", block("10.1.0.0/16"), block("10.0.0.0/8", ["10.1.0.0/16"]), false, false),
-            ("exceptions that cover the block together", block("10.0.0.0/8"), block("10.0.0.0/8", ["10.0.0.0/9", "10.128.0.0/9"]), false, false),
-            ("the block's own exceptions make it fit", block("10.0.0.0/8", ["10.128.0.0/9"]), block("10.0.0.0/9"), true, true),
-            ("partly inside", block("10.0.0.0/8"), block("10.0.0.0/9"), true, false),
-            ("IPv6 with an exception", block("fd00::/8", ["fd00::/9"]), block("fd80::/9"), true, true),
-            ("the whole space", block("255.255.255.255/32"), block("0.0.0.0/0"), true, true),
-        ]
-        for (name, a, b, intersects, inside) in cases {
-            XCTAssertEqual(a.intersects(b), intersects, "\(name): intersects")
-            XCTAssertEqual(b.intersects(a), intersects, "\(name): intersects, reversed")
-            XCTAssertEqual(a.isInside(b), inside, "\(name): inside")
-        }
-        XCTAssertTrue(block("10.0.0.0/8", ["10.0.0.0/9", "10.128.0.0/9"]).isEmpty)
-        XCTAssertFalse(block("10.0.0.0/8", ["10.0.0.0/9"]).isEmpty)
+    static let cases: [(name: String, a: AddressRanges, b: AddressRanges, intersects: Bool, inside: Bool)] = [
+        ("nested prefixes", block("10.1.0.0/16"), block("10.0.0.0/8"), true, true),
+        ("disjoint prefixes", block("10.0.0.0/8"), block("11.0.0.0/8"), false, false),
+        ("families never meet", block("0.0.0.0/0"), block("::/0"), false, false),
+        ("inside the part an exception leaves", block("10.1.0.0/16"), block("10.0.0.0/8", ["10.2.0.0/16"]), true, true),
+        ("an exception cuts the block out", block("10.1.0.0/16"), block("10.0.0.0/8", ["10.1.0.0/16"]), false, false),
+        ("exceptions that cover the block together", block("10.0.0.0/8"), block("10.0.0.0/8", ["10.0.0.0/9", "10.128.0.0/9"]), false, false),
+        ("the block's own exceptions make it fit", block("10.0.0.0/8", ["10.128.0.0/9"]), block("10.0.0.0/9"), true, true),
+        ("partly inside", block("10.0.0.0/8"), block("10.0.0.0/9"), true, false),
+        ("IPv6 with an exception", block("fd00::/8", ["fd00::/9"]), block("fd80::/9"), true, true),
+        ("the whole space", block("255.255.255.255/32"), block("0.0.0.0/0"), true, true),
+    ]
+
+    @Test(arguments: cases)
+    func intersectsAndInside(_ testCase: (name: String, a: AddressRanges, b: AddressRanges, intersects: Bool, inside: Bool)) {
+        #expect(testCase.a.intersects(testCase.b) == testCase.intersects, "intersects")
+        #expect(testCase.b.intersects(testCase.a) == testCase.intersects, "intersects, reversed")
+        #expect(testCase.a.isInside(testCase.b) == testCase.inside, "inside")
+    }
+
+    @Test func exceptionsCanEmptyABlock() {
+        #expect(Self.block("10.0.0.0/8", ["10.0.0.0/9", "10.128.0.0/9"]).isEmpty)
+        #expect(!Self.block("10.0.0.0/8", ["10.0.0.0/9"]).isEmpty)
     }
 }

@@ -1,15 +1,15 @@
-import XCTest
+import Testing
 import ZonegateEngine
 import ZonegatePolicy
 
 /// Assertions proved over every possible set of containers.
-final class ProverTests: XCTestCase {
-    private func prove(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> [String: AssertionResult] {
-        let results = AssertionProver(policy: policy(yaml, file: file, line: line)).prove()
+@Suite struct ProverTests {
+    private func prove(_ yaml: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> [String: AssertionResult] {
+        let results = AssertionProver(policy: policy(yaml, sourceLocation: sourceLocation)).prove()
         return Dictionary(uniqueKeysWithValues: results.map { ($0.assertion.name, $0) })
     }
 
-    func testResultsAreTheSameInPolicyOrderWhateverTheWorkers() {
+    @Test func resultsAreTheSameInPolicyOrderWhateverTheWorkers() {
         // Two threads, each with its own model, in batches: the same results, in policy order,
         // as one thread (more assertions than one batch, so batches follow each other).
         var yaml = """
@@ -29,12 +29,12 @@ final class ProverTests: XCTestCase {
         var one: [AssertionResult] = [], two: [AssertionResult] = []
         prover.prove(workers: 1) { one.append($0) }
         prover.prove(workers: 2) { two.append($0) }
-        XCTAssertEqual(one.map(\.assertion.name), (0..<70).map { "a\($0)" })
-        XCTAssertEqual(one, two)
-        XCTAssertEqual(prover.prove(), one)
+        #expect(one.map(\.assertion.name) == (0..<70).map { "a\($0)" })
+        #expect(one == two)
+        #expect(prover.prove() == one)
     }
 
-    func testDenyHoldsWhenZonesCannotOverlap() {
+    @Test func denyHoldsWhenZonesCannotOverlap() {
         let results = prove("""
             zones: [{name: corp}, {name: web}, {name: payments, egress: restricted}]
             rules:
@@ -44,11 +44,11 @@ final class ProverTests: XCTestCase {
               - {name: corp-not-cde, deny: {from: corp, to: payments}}
               - {name: cde-not-out, deny: {from: payments, to: world}}
             """)
-        XCTAssertTrue(results["corp-not-cde"]!.holds, "\(results["corp-not-cde"]!.failures)")
-        XCTAssertTrue(results["cde-not-out"]!.holds)
+        #expect(results["corp-not-cde"]!.holds, "\(results["corp-not-cde"]!.failures)")
+        #expect(results["cde-not-out"]!.holds)
     }
 
-    func testDenyFailsThroughOverlappingSelectors() {
+    @Test func denyFailsThroughOverlappingSelectors() {
         // A container labelled team=corp and tier=web is in both zones, so corp reaches payments
         // through the web rule although no rule names corp.
         let results = prove("""
@@ -60,13 +60,13 @@ final class ProverTests: XCTestCase {
             assertions: [{name: corp-not-cde, deny: {from: corp, to: payments}}]
             """)
         let result = results["corp-not-cde"]!
-        XCTAssertFalse(result.holds)
-        XCTAssertEqual(result.responsibleRules, ["web-pay"])
-        XCTAssertEqual(result.failures.count, 1)
-        XCTAssertTrue(result.failures[0].contains("rule web-pay (policy.yaml:5:9) allows corp -> payments on 8443/tcp"), result.failures[0])
+        #expect(!result.holds)
+        #expect(result.responsibleRules == ["web-pay"])
+        #expect(result.failures.count == 1)
+        #expect(result.failures[0].contains("rule web-pay (policy.yaml:5:9) allows corp -> payments on 8443/tcp"), "\(result.failures[0])")
     }
 
-    func testContradictingExpressionsProveDisjointness() {
+    @Test func contradictingExpressionsProveDisjointness() {
         let results = prove("""
             zones:
               - name: corp
@@ -79,42 +79,42 @@ final class ProverTests: XCTestCase {
               - {name: web-only-8443, deny: {from: web, to: payments, ports: [1-8442/tcp, 8444-65535/tcp, udp]}}
               - {name: web-on-8443, deny: {from: web, to: payments, ports: [8443/tcp]}}
             """)
-        XCTAssertTrue(results["corp-not-cde"]!.holds, "\(results["corp-not-cde"]!.failures)")
-        XCTAssertTrue(results["web-only-8443"]!.holds, "\(results["web-only-8443"]!.failures)")
-        XCTAssertFalse(results["web-on-8443"]!.holds)
+        #expect(results["corp-not-cde"]!.holds, "\(results["corp-not-cde"]!.failures)")
+        #expect(results["web-only-8443"]!.holds, "\(results["web-only-8443"]!.failures)")
+        #expect(!(results["web-on-8443"]!.holds))
     }
 
-    func testDenyFailsOnOpenIngressNamingTheZone() {
+    @Test func denyFailsOnOpenIngressNamingTheZone() {
         let results = prove("""
             zones: [{name: corp}, {name: payments, ingress: open}]
             assertions: [{name: corp-not-cde, deny: {from: corp, to: payments}}]
             """)
         let result = results["corp-not-cde"]!
-        XCTAssertFalse(result.holds)
-        XCTAssertEqual(result.responsibleRules, [])
-        XCTAssertEqual(result.failures, ["corp -> payments needs no rule: corp has open egress; payments has open ingress"])
+        #expect(!result.holds)
+        #expect(result.responsibleRules == [])
+        #expect(result.failures == ["corp -> payments needs no rule: corp has open egress; payments has open ingress"])
     }
 
-    func testDenyFailsWhenTheDestinationIsOnlyAudited() {
+    @Test func denyFailsWhenTheDestinationIsOnlyAudited() {
         let results = prove("""
             zones: [{name: corp}, {name: payments, mode: audit}]
             assertions: [{name: corp-not-cde, deny: {from: corp, to: payments}}]
             """)
-        XCTAssertFalse(results["corp-not-cde"]!.holds)
-        XCTAssertTrue(results["corp-not-cde"]!.failures[0].contains("payments is in audit mode"), "\(results["corp-not-cde"]!.failures)")
+        #expect(!(results["corp-not-cde"]!.holds))
+        #expect(results["corp-not-cde"]!.failures[0].contains("payments is in audit mode"), "\(results["corp-not-cde"]!.failures)")
     }
 
-    func testDenyFailsWhenAnOverlappingZoneHasOpenIngress() {
+    @Test func denyFailsWhenAnOverlappingZoneHasOpenIngress() {
         // payments restricts ingress, and any container in payments is restricted by it: holds.
         // With an empty selector zone of open ingress, nothing changes: restriction wins.
         let results = prove("""
             zones: [{name: everyone, selector: {}, ingress: open}, {name: corp}, {name: payments}]
             assertions: [{name: corp-not-cde, deny: {from: corp, to: payments}}]
             """)
-        XCTAssertTrue(results["corp-not-cde"]!.holds, "\(results["corp-not-cde"]!.failures)")
+        #expect(results["corp-not-cde"]!.holds, "\(results["corp-not-cde"]!.failures)")
     }
 
-    func testDenyFailsThroughAnyAndCIDRRules() {
+    @Test func denyFailsThroughAnyAndCIDRRules() {
         let results = prove("""
             zones: [{name: corp}, {name: payments}]
             rules:
@@ -125,12 +125,11 @@ final class ProverTests: XCTestCase {
               - {name: corp-not-cde, deny: {from: corp, to: payments}}
               - {name: host-not-ssh, deny: {from: host, to: payments, ports: [22/tcp]}}
             """)
-        XCTAssertEqual(results["corp-not-cde"]!.responsibleRules, ["from-any", "from-office"],
-                       "a corp container may hold an address in the office CIDR; host is not a container")
-        XCTAssertTrue(results["host-not-ssh"]!.holds, "\(results["host-not-ssh"]!.failures)")
+        #expect(results["corp-not-cde"]!.responsibleRules == ["from-any", "from-office"], "a corp container may hold an address in the office CIDR; host is not a container")
+        #expect(results["host-not-ssh"]!.holds, "\(results["host-not-ssh"]!.failures)")
     }
 
-    func testDenyAgainstWorldCountsCIDRRules() {
+    @Test func denyAgainstWorldCountsCIDRRules() {
         let results = prove("""
             zones: [{name: payments, egress: restricted}]
             rules: [{name: processor, from: payments, to: {cidr: 198.51.100.0/24}, ports: [443/tcp]}]
@@ -138,11 +137,11 @@ final class ProverTests: XCTestCase {
               - {name: cde-not-out, deny: {from: payments, to: world}}
               - {name: cde-not-out-80, deny: {from: payments, to: world, ports: [80/tcp]}}
             """)
-        XCTAssertEqual(results["cde-not-out"]!.responsibleRules, ["processor"])
-        XCTAssertTrue(results["cde-not-out-80"]!.holds)
+        #expect(results["cde-not-out"]!.responsibleRules == ["processor"])
+        #expect(results["cde-not-out-80"]!.holds)
     }
 
-    func testAllowHoldsWhenRulesCoverEveryPort() {
+    @Test func allowHoldsWhenRulesCoverEveryPort() {
         let results = prove("""
             zones: [{name: web}, {name: api, egress: restricted}]
             rules:
@@ -153,14 +152,14 @@ final class ProverTests: XCTestCase {
               - {name: too-wide, allow: {from: web, to: api, ports: [8190-8210/tcp, 53/udp]}}
               - {name: reverse, allow: {from: api, to: web, ports: [80/tcp]}}
             """)
-        XCTAssertTrue(results["whole-range"]!.holds, "\(results["whole-range"]!.failures)")
-        XCTAssertFalse(results["too-wide"]!.holds)
-        XCTAssertEqual(results["too-wide"]!.failures, ["no rule allows all of web -> api on 8200-8210/tcp, 53/udp (api ingress can be restricted by api)"])
-        XCTAssertFalse(results["reverse"]!.holds)
-        XCTAssertEqual(results["reverse"]!.responsibleZones, ["api", "web"])
+        #expect(results["whole-range"]!.holds, "\(results["whole-range"]!.failures)")
+        #expect(!(results["too-wide"]!.holds))
+        #expect(results["too-wide"]!.failures == ["no rule allows all of web -> api on 8200-8210/tcp, 53/udp (api ingress can be restricted by api)"])
+        #expect(!(results["reverse"]!.holds))
+        #expect(results["reverse"]!.responsibleZones == ["api", "web"])
     }
 
-    func testAllowNeedsTheRuleToCoverEveryContainerOfTheZone() {
+    @Test func allowNeedsTheRuleToCoverEveryContainerOfTheZone() {
         // `web` may hold containers outside `frontend` (no env=prod label), so a rule from
         // frontend does not prove that every web container reaches api.
         let results = prove("""
@@ -176,52 +175,54 @@ final class ProverTests: XCTestCase {
               - {name: web-api-8080, allow: {from: web, to: api, ports: [8080/tcp]}}
               - {name: web-api-9090, allow: {from: web, to: api, ports: [9090/tcp]}}
             """)
-        XCTAssertFalse(results["web-api-8080"]!.holds)
-        XCTAssertTrue(results["web-api-9090"]!.holds, "\(results["web-api-9090"]!.failures)")
+        #expect(!(results["web-api-8080"]!.holds))
+        #expect(results["web-api-9090"]!.holds, "\(results["web-api-9090"]!.failures)")
     }
 
-    func testAllowThroughOpenSidesAndFailsUnderAudit() {
+    @Test func allowThroughOpenSidesAndFailsUnderAudit() {
         let results = prove("""
             zones: [{name: web, ingress: open}, {name: corp, ingress: open}, {name: api, mode: audit}]
             assertions:
               - {name: corp-web, allow: {from: corp, to: web}}
               - {name: corp-api, allow: {from: corp, to: api, ports: [80/tcp]}}
             """)
-        XCTAssertTrue(results["corp-web"]!.holds, "\(results["corp-web"]!.failures)")
-        XCTAssertFalse(results["corp-api"]!.holds, "an audited flow would be denied once enforced")
+        #expect(results["corp-web"]!.holds, "\(results["corp-web"]!.failures)")
+        #expect(!(results["corp-api"]!.holds), "an audited flow would be denied once enforced")
     }
 }
 
 /// "Can a container be in these zones and not those?", decided exactly.
-final class LabelSatisfiabilityTests: XCTestCase {
+@Suite struct LabelSatisfiabilityTests {
     typealias R = LabelSelector.Requirement
 
-    func testCases() {
-        let web = LabelSelector(matchLabels: ["tier": "web"])
-        let api = LabelSelector(matchLabels: ["tier": "api"])
-        let prod = LabelSelector(matchExpressions: [R(key: "env", op: .in, values: ["prod"])])
-        let notProd = LabelSelector(matchExpressions: [R(key: "env", op: .notIn, values: ["prod"])])
-        let hasEnv = LabelSelector(matchExpressions: [R(key: "env", op: .exists)])
-        let noEnv = LabelSelector(matchExpressions: [R(key: "env", op: .doesNotExist)])
-        let cases: [(String, [LabelSelector], [LabelSelector], Bool)] = [
-            ("one selector alone", [web], [], true),
-            ("two values of one key contradict", [web, api], [], false),
-            ("different keys overlap", [web, prod], [], true),
-            ("In and NotIn of the same value contradict", [prod, notProd], [], false),
-            ("Exists and DoesNotExist contradict", [hasEnv, noEnv], [], false),
-            ("NotIn holds when the key is absent", [notProd, noEnv], [], true),
-            ("a selector minus itself is empty", [web], [web], false),
-            ("minus every case of a key is empty", [web], [prod, notProd], false),
-            ("minus some cases leaves others", [web], [prod], true),
-            ("nothing is outside the empty selector", [], [LabelSelector()], false),
-            ("In with several values minus one", [LabelSelector(matchExpressions: [R(key: "tier", op: .in, values: ["web", "edge"])])], [web], true),
-            ("In with several values minus both", [LabelSelector(matchExpressions: [R(key: "tier", op: .in, values: ["web", "edge"])])],
-             [web, LabelSelector(matchLabels: ["tier": "edge"])], false),
-            ("a fresh value escapes NotIn-based exclusions", [hasEnv], [prod, LabelSelector(matchLabels: ["env": "dev"])], true),
-            ("zonegate.zone defaults never overlap", [.zoneLabel("a"), .zoneLabel("b")], [], false),
-        ]
-        for (name, required, excluded, expected) in cases {
-            XCTAssertEqual(LabelSatisfiability.satisfiable(matching: required, notMatching: excluded), expected, name)
-        }
+    static let web = LabelSelector(matchLabels: ["tier": "web"])
+    static let api = LabelSelector(matchLabels: ["tier": "api"])
+    static let prod = LabelSelector(matchExpressions: [R(key: "env", op: .in, values: ["prod"])])
+    static let notProd = LabelSelector(matchExpressions: [R(key: "env", op: .notIn, values: ["prod"])])
+    static let hasEnv = LabelSelector(matchExpressions: [R(key: "env", op: .exists)])
+    static let noEnv = LabelSelector(matchExpressions: [R(key: "env", op: .doesNotExist)])
+
+    static let cases: [(String, [LabelSelector], [LabelSelector], Bool)] = [
+        ("one selector alone", [web], [], true),
+        ("two values of one key contradict", [web, api], [], false),
+        ("different keys overlap", [web, prod], [], true),
+        ("In and NotIn of the same value contradict", [prod, notProd], [], false),
+        ("Exists and DoesNotExist contradict", [hasEnv, noEnv], [], false),
+        ("NotIn holds when the key is absent", [notProd, noEnv], [], true),
+        ("a selector minus itself is empty", [web], [web], false),
+        ("minus every case of a key is empty", [web], [prod, notProd], false),
+        ("minus some cases leaves others", [web], [prod], true),
+        ("nothing is outside the empty selector", [], [LabelSelector()], false),
+        ("In with several values minus one", [LabelSelector(matchExpressions: [R(key: "tier", op: .in, values: ["web", "edge"])])], [web], true),
+        ("In with several values minus both", [LabelSelector(matchExpressions: [R(key: "tier", op: .in, values: ["web", "edge"])])],
+         [web, LabelSelector(matchLabels: ["tier": "edge"])], false),
+        ("a fresh value escapes NotIn-based exclusions", [hasEnv], [prod, LabelSelector(matchLabels: ["env": "dev"])], true),
+        ("zonegate.zone defaults never overlap", [.zoneLabel("a"), .zoneLabel("b")], [], false),
+    ]
+
+    @Test(arguments: cases)
+    func decidesSatisfiability(_ testCase: (String, [LabelSelector], [LabelSelector], Bool)) {
+        let (name, required, excluded, expected) = testCase
+        #expect(LabelSatisfiability.satisfiable(matching: required, notMatching: excluded) == expected, "\(name)")
     }
 }

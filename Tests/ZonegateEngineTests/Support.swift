@@ -1,13 +1,15 @@
-import XCTest
+import Testing
 import ZonegateEngine
 import ZonegatePolicy
+import ZonegateTesting
 
-/// A policy from YAML text (one file), failing the test when it does not parse.
-func policy(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> Policy {
+/// A policy from YAML text (one file), failing the test when it does not parse; for the fixtures
+/// that are values (stored properties, globals) rather than throwing calls.
+func policy(_ yaml: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> Policy {
     do {
-        return try PolicyParser.parse([PolicyFile(name: "policy.yaml", text: yaml)])
+        return try parsePolicy(yaml, file: "policy.yaml")
     } catch {
-        XCTFail("policy does not parse: \(error)", file: file, line: line)
+        Issue.record("policy does not parse: \(error)", sourceLocation: sourceLocation)
         return Policy()
     }
 }

@@ -1,9 +1,9 @@
-import XCTest
+import Testing
 @testable import ZonegateEngine
 import ZonegatePolicy
 
 /// The table the kernel looks flows up in gives the engine's verdicts, for every kind of peer.
-final class VerdictTableTests: XCTestCase {
+@Suite struct VerdictTableTests {
     private let evaluator = sharedDataplaneEvaluator
 
     /// The identity the kernel would find for a peer name: container address map, outside ranges, host.
@@ -21,7 +21,7 @@ final class VerdictTableTests: XCTestCase {
         }!.identity
     }
 
-    func testLookupsGiveTheEngineVerdicts() {
+    @Test func lookupsGiveTheEngineVerdicts() {
         let table = VerdictTable(evaluator)
         let peers = ["w", "a", "c", "u", "host", "203.0.113.9", "198.51.100.10", "198.51.100.70", "2001:db8::1", "fd00::99"]
         let probes: [(UInt8, UInt16, ServicePort)] = [
@@ -36,33 +36,33 @@ final class VerdictTableTests: XCTestCase {
                     let found = table.entries.filter {
                         $0.source == source && $0.destination == destination && $0.protocols.contains(proto) && $0.ports.contains(port)
                     }
-                    XCTAssertLessThanOrEqual(found.count, 1, "entries of a pair are disjoint: \(found)")
+                    #expect(found.count <= 1, "entries of a pair are disjoint: \(found)")
                     let decision = evaluator.decide(from: evaluator.peer(named: from)!, to: evaluator.peer(named: to)!, port: servicePort)
                     let expected: TableAction? = decision.untouched ? nil : [.allow: .accept, .audit: .audit][decision.verdict]
-                    XCTAssertEqual(found.first?.action, expected, "\(from) -> \(to) proto \(proto) port \(port)")
+                    #expect(found.first?.action == expected, "\(from) -> \(to) proto \(proto) port \(port)")
                 }
             }
         }
     }
 
-    func testOtherProtocolsFollowOpenSides() {
+    @Test func otherProtocolsFollowOpenSides() {
         let table = VerdictTable(evaluator)
         // GRE (47) from web to an unzoned container: both sides open, so it passes; into api it does not.
         let web = identity(table, "w"), unzoned = identity(table, "u"), api = identity(table, "a"), corp = identity(table, "c")
-        XCTAssertTrue(table.entries.contains { $0.source == web && $0.destination == unzoned && $0.protocols.contains(47) && $0.action == .accept })
-        XCTAssertFalse(table.entries.contains { $0.source == web && $0.destination == api && $0.protocols.contains(47) })
-        XCTAssertTrue(table.entries.contains { $0.source == web && $0.destination == corp && $0.protocols.contains(47) && $0.action == .audit })
+        #expect(table.entries.contains { $0.source == web && $0.destination == unzoned && $0.protocols.contains(47) && $0.action == .accept })
+        #expect(!table.entries.contains { $0.source == web && $0.destination == api && $0.protocols.contains(47) })
+        #expect(table.entries.contains { $0.source == web && $0.destination == corp && $0.protocols.contains(47) && $0.action == .audit })
     }
 
-    func testEntriesNameTheirRulesAndMergeOverlaps() {
+    @Test func entriesNameTheirRulesAndMergeOverlaps() {
         let table = VerdictTable(evaluator)
         let web = identity(table, "w"), api = identity(table, "a")
         let tcp = table.entries.filter { $0.source == web && $0.destination == api && $0.protocols == 6...6 }
-        XCTAssertEqual(tcp.map(\.ports), [8000...8200])
-        XCTAssertEqual(tcp.first?.rules, ["web-api", "web-api-2"])
+        #expect(tcp.map(\.ports) == [8000...8200])
+        #expect(tcp.first?.rules == ["web-api", "web-api-2"])
     }
 
-    func testNumbersAreStableWhenIdentitiesAreAdded() {
+    @Test func numbersAreStableWhenIdentitiesAreAdded() {
         let before = VerdictTable(evaluator)
         let grown = PolicyEvaluator(policy: evaluator.policy, inventory: Inventory(containers: evaluator.inventory.containers + [
             container("both", ["zonegate.zone": "web", "extra": "x"], ["172.18.0.9"]),
@@ -70,9 +70,9 @@ final class VerdictTableTests: XCTestCase {
         ]))
         let after = VerdictTable(grown)
         for identity in before.identities {
-            XCTAssertEqual(after.identities.first { $0.summary == identity.summary }?.id, identity.id, identity.summary)
+            #expect(after.identities.first { $0.summary == identity.summary }?.id == identity.id, "\(identity.summary)")
         }
-        XCTAssertEqual(Set(after.identities.map(\.id)).count, after.identities.count, "numbers are unique")
-        XCTAssertEqual(VerdictTable.number(["a", "b", "a-collision"]).count, 3)
+        #expect(Set(after.identities.map(\.id)).count == after.identities.count, "numbers are unique")
+        #expect(VerdictTable.number(["a", "b", "a-collision"]).count == 3)
     }
 }

@@ -1,23 +1,24 @@
-import XCTest
+import Testing
 import ZonegateEngine
 import ZonegatePolicy
 
 /// Step 4 and 5 of policy.md's verdict, audit mode, endpoints, ports and address families.
-final class VerdictTests: XCTestCase {
+@Suite struct VerdictTests {
     /// (description, policy, containers, [(from, to, port, expected verdict)])
-    private struct Case {
+    struct Case: Sendable, CustomTestStringConvertible {
         var name: String
         var policy: String
         var containers: [Container]
         var flows: [(String, String, String, VerdictKind)]
+        var testDescription: String { name }
     }
 
-    private let web = container("web1", ["zonegate.zone": "web"], ["172.18.0.2", "fd00:18::2"])
-    private let api = container("api1", ["zonegate.zone": "api"], ["172.18.0.3", "fd00:18::3"])
-    private let db = container("db1", ["zonegate.zone": "db"], ["172.18.0.4"])
-    private let loose = container("loose", [:], ["172.18.0.9"])
+    private static let web = container("web1", ["zonegate.zone": "web"], ["172.18.0.2", "fd00:18::2"])
+    private static let api = container("api1", ["zonegate.zone": "api"], ["172.18.0.3", "fd00:18::3"])
+    private static let db = container("db1", ["zonegate.zone": "db"], ["172.18.0.4"])
+    private static let loose = container("loose", [:], ["172.18.0.9"])
 
-    private var cases: [Case] {
+    static var cases: [Case] {
         [
             Case(name: "restricted ingress admits only what a rule allows",
                  policy: "zones: [{name: web}, {name: api}]\nrules: [{name: r, from: web, to: api, ports: [8080/tcp]}]",
@@ -124,50 +125,49 @@ final class VerdictTests: XCTestCase {
         ]
     }
 
-    func testVerdicts() {
-        for testCase in cases {
-            let evaluator = PolicyEvaluator(policy: policy(testCase.policy), inventory: Inventory(containers: testCase.containers))
-            for (from, to, port, expected) in testCase.flows {
-                XCTAssertEqual(evaluator.verdict(from, to, port), expected, "\(testCase.name): \(from) -> \(to) \(port)")
-            }
+    @Test(arguments: cases)
+    func verdicts(_ testCase: Case) {
+        let evaluator = PolicyEvaluator(policy: policy(testCase.policy), inventory: Inventory(containers: testCase.containers))
+        for (from, to, port, expected) in testCase.flows {
+            #expect(evaluator.verdict(from, to, port) == expected, "\(from) -> \(to) \(port)")
         }
     }
 
-    func testAllowingRulesAreNamedOnlyWhenTheyMatch() {
+    @Test func allowingRulesAreNamedOnlyWhenTheyMatch() {
         let evaluator = PolicyEvaluator(policy: policy("""
             zones: [{name: web}, {name: api}]
             rules:
               - {name: a, from: web, to: api, ports: [80/tcp]}
               - {name: b, from: any, to: api, ports: [80-90/tcp]}
               - {name: c, from: api, to: web}
-            """), inventory: Inventory(containers: [web, api]))
-        XCTAssertEqual(evaluator.rules("web1", "api1", "80/tcp"), ["a", "b"], "every matching rule, in policy order")
-        XCTAssertEqual(evaluator.rules("web1", "api1", "85/tcp"), ["b"])
-        XCTAssertEqual(evaluator.rules("web1", "api1", "95/tcp"), [])
-        XCTAssertEqual(evaluator.rules("api1", "web1", "1/udp"), ["c"])
+            """), inventory: Inventory(containers: [Self.web, Self.api]))
+        #expect(evaluator.rules("web1", "api1", "80/tcp") == ["a", "b"], "every matching rule, in policy order")
+        #expect(evaluator.rules("web1", "api1", "85/tcp") == ["b"])
+        #expect(evaluator.rules("web1", "api1", "95/tcp") == [])
+        #expect(evaluator.rules("api1", "web1", "1/udp") == ["c"])
     }
 
-    func testZonesOfContainers() {
+    @Test func zonesOfContainers() {
         let evaluator = PolicyEvaluator(policy: policy("""
             zones:
               - {name: all, selector: {}, ingress: open}
               - {name: web}
               - {name: prod, selector: {matchExpressions: [{key: env, operator: NotIn, values: [dev]}]}, ingress: open}
-            """), inventory: Inventory(containers: [web, container("dev", ["env": "dev"])]))
-        XCTAssertEqual(evaluator.zoneNames(ofContainer: 0), ["all", "web", "prod"])
-        XCTAssertEqual(evaluator.zoneNames(ofContainer: 1), ["all"])
+            """), inventory: Inventory(containers: [Self.web, container("dev", ["env": "dev"])]))
+        #expect(evaluator.zoneNames(ofContainer: 0) == ["all", "web", "prod"])
+        #expect(evaluator.zoneNames(ofContainer: 1) == ["all"])
     }
 
-    func testExplainGivesReasonsInOrder() {
+    @Test func explainGivesReasonsInOrder() {
         let evaluator = PolicyEvaluator(policy: policy("""
             zones: [{name: web}, {name: payments, egress: restricted}]
             rules:
               - {name: web-to-payments, from: web, to: payments, ports: [8443/tcp], owner: team-pay, ticket: CHG-1}
-            """), inventory: Inventory(containers: [web, container("pay1", ["zonegate.zone": "payments"], ["172.18.0.8"])]))
+            """), inventory: Inventory(containers: [Self.web, container("pay1", ["zonegate.zone": "payments"], ["172.18.0.8"])]))
         let allowed = evaluator.explain(from: evaluator.peer(named: "web1")!, to: evaluator.peer(named: "pay1")!, port: ServicePort(8443, .tcp))
-        XCTAssertEqual(allowed.verdict, .allow)
-        XCTAssertEqual(allowed.rules, ["web-to-payments"])
-        XCTAssertEqual(allowed.reasons, [
+        #expect(allowed.verdict == .allow)
+        #expect(allowed.rules == ["web-to-payments"])
+        #expect(allowed.reasons == [
             "source web1 is a managed container in zone web",
             "destination pay1 is a managed container in zone payments",
             "ingress of pay1 is restricted by payments (enforce)",
@@ -176,9 +176,9 @@ final class VerdictTests: XCTestCase {
             "allowed by rule",
         ])
         let denied = evaluator.explain(from: evaluator.peer(named: "pay1")!, to: evaluator.peer(named: "203.0.113.5")!, port: ServicePort(443, .tcp))
-        XCTAssertEqual(denied.verdict, .deny)
-        XCTAssertEqual(denied.rules, [])
-        XCTAssertEqual(denied.reasons, [
+        #expect(denied.verdict == .deny)
+        #expect(denied.rules == [])
+        #expect(denied.reasons == [
             "source pay1 is a managed container in zone payments",
             "destination 203.0.113.5 is an outside address (no container holds it)",
             "ingress: 203.0.113.5 is not a managed container, so its ingress is not checked",
@@ -190,20 +190,20 @@ final class VerdictTests: XCTestCase {
 
     /// policy.md: broadcast, multicast and link-local traffic of containers has no identity to
     /// judge by and is dropped whatever the zones, even between open zones; explain says so.
-    func testExplainDropsLinkScopedAddressesWhateverTheZones() {
-        let evaluator = PolicyEvaluator(policy: policy("zones: [{name: web, ingress: open}]"), inventory: Inventory(containers: [web]))
+    @Test func explainDropsLinkScopedAddressesWhateverTheZones() {
+        let evaluator = PolicyEvaluator(policy: policy("zones: [{name: web, ingress: open}]"), inventory: Inventory(containers: [Self.web]))
         let cases: [(String, String)] = [("224.0.0.251", "multicast"), ("255.255.255.255", "broadcast"), ("169.254.1.1", "link-local"),
                                          ("ff02::1", "multicast"), ("fe80::1", "link-local")]
         for (address, scope) in cases {
             for (from, to) in [("web1", address), (address, "web1")] {
                 let explanation = evaluator.explain(from: evaluator.peer(named: from)!, to: evaluator.peer(named: to)!, port: ServicePort(5353, .udp))
-                XCTAssertEqual(explanation.verdict, .deny, "\(from) -> \(to)")
-                XCTAssertEqual(explanation.reasons.last, "\(address) is a \(scope) address: it names no container, so it has no identity to judge by;"
+                #expect(explanation.verdict == .deny, "\(from) -> \(to)")
+                #expect(explanation.reasons.last == "\(address) is a \(scope) address: it names no container, so it has no identity to judge by;"
                     + " broadcast, multicast and link-local traffic of containers is dropped whatever the zones"
                     + " (ARP and IPv6 neighbour discovery for a container's own addresses pass)")
             }
         }
         // An ordinary outside address is judged as before.
-        XCTAssertEqual(evaluator.explain(from: .container(0), to: evaluator.peer(named: "203.0.113.5")!, port: ServicePort(53, .udp)).verdict, .allow)
+        #expect(evaluator.explain(from: .container(0), to: evaluator.peer(named: "203.0.113.5")!, port: ServicePort(53, .udp)).verdict == .allow)
     }
 }
