@@ -75,7 +75,7 @@ let package = Package(
         ], path: "Benchmarks/zonegate-bench"),
         .testTarget(name: "ZonegatePolicyTests", dependencies: ["ZonegatePolicy", "ZonegateTesting"]),
         .testTarget(name: "ZonegateEngineTests", dependencies: ["ZonegateEngine", "ZonegatePolicy", "ZonegateTesting"]),
-        .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI"]),
+        .testTarget(name: "ZonegateCLITests", dependencies: ["ZonegateCLI", "ZonegateTesting"]),
         .testTarget(name: "ZonegateRulesetTests", dependencies: ["ZonegateRuleset", "ZonegateTesting", "ZonegateEngine", "ZonegatePolicy"]),
         .testTarget(name: "ZonegateNetfilterTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl"],
                     exclude: ["wire.nft"]),

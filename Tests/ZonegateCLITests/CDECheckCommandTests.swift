@@ -1,38 +1,21 @@
 import Foundation
-import XCTest
+import Testing
+import ZonegateTesting
 
 /// `zonegate check` on CDE policies, as a user runs it (issue 11): an unjustified rule into or out
 /// of a `pci: cde` zone is an error at the rule (exit 1), in table and JSON; a justified policy passes.
-final class CDECheckCommandTests: XCTestCase {
-    private static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    private static let binary = packageRoot.appendingPathComponent(".build/debug/zonegate")
-    private var scratch: URL!
+@Suite struct CDECheckCommandTests {
+    private let scratch: ScratchDirectory
 
-    override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the zonegate product first (make test does)")
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-cde-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    init() throws {
+        scratch = try binaryScratch("zonegate-cde")
     }
 
-    override func tearDownWithError() throws {
-        if let scratch { try? FileManager.default.removeItem(at: scratch) }
-    }
-
-    private func check(_ policy: String, _ arguments: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
-        let directory = scratch.appendingPathComponent("policies-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try policy.write(to: directory.appendingPathComponent("a.yaml"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = ["check", "--policies", directory.path] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-                String(decoding: stderr, as: UTF8.self).replacingOccurrences(of: directory.path + "/", with: ""))
+    private func check(_ policy: String, _ arguments: [String] = []) throws -> Run {
+        let directory = try scratch.directory(["a.yaml": policy])
+        var run = try zonegate(["check", "--policies", directory] + arguments)
+        run.stderr = run.stderr.replacingOccurrences(of: directory + "/", with: "")
+        return run
     }
 
     private let policy = """
@@ -44,31 +27,31 @@ final class CDECheckCommandTests: XCTestCase {
           - {name: shop-out, from: shop, to: world, owner: shop-team}
         """
 
-    func testAnUnjustifiedCDERuleIsAnErrorAtTheRule() throws {
+    @Test func anUnjustifiedCDERuleIsAnErrorAtTheRule() throws {
         let run = try check(policy)
-        XCTAssertEqual(run.status, 1)
-        XCTAssertEqual(run.stderr, """
+        #expect(run.status == 1)
+        #expect(run.stderr == """
             a.yaml:5:5: error: rule web-to-pay can allow flows into a CDE zone: its to names payments (pci: cde); add a non-empty owner and justification (who owns the flow and its business need, PCI DSS 1.2.5)
             a.yaml:6:5: error: rule shop-out can allow flows out of a CDE zone: its from names zone shop, which could share a container with payments (pci: cde); add a non-empty justification (who owns the flow and its business need, PCI DSS 1.2.5)
             zonegate: error: policy rejected: 2 errors
 
             """)
         let json = try check(policy, ["--format", "json"])
-        XCTAssertEqual(json.status, 1)
-        let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(parsed["valid"] as? Bool, false)
-        let errors = try XCTUnwrap(parsed["errors"] as? [[String: Any]])
-        XCTAssertEqual(errors.map { $0["line"] as? Int }, [5, 6])
-        XCTAssertEqual(errors.map { $0["column"] as? Int }, [5, 5])
-        XCTAssertTrue((errors.first?["message"] as? String)?.hasPrefix("rule web-to-pay can allow flows into a CDE zone") == true)
+        #expect(json.status == 1)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((parsed["valid"] as? Bool) == false)
+        let errors = try #require(parsed["errors"] as? [[String: Any]])
+        #expect(errors.map { $0["line"] as? Int } == [5, 6])
+        #expect(errors.map { $0["column"] as? Int } == [5, 5])
+        #expect((errors.first?["message"] as? String)?.hasPrefix("rule web-to-pay can allow flows into a CDE zone") == true)
     }
 
-    func testAJustifiedPolicyPasses() throws {
+    @Test func aJustifiedPolicyPasses() throws {
         let justified = policy
             .replacingOccurrences(of: "ports: [8443/tcp]}", with: "ports: [8443/tcp], owner: payments, ticket: CHG-1, justification: card auth}")
             .replacingOccurrences(of: "owner: shop-team}", with: "owner: shop-team, justification: order export}")
         let run = try check(justified)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stdout.contains("valid policy: 2 zones, 2 rules"), run.stdout)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("valid policy: 2 zones, 2 rules"), "\(run.stdout)")
     }
 }

@@ -1,61 +1,23 @@
 import Foundation
-import XCTest
+import Testing
+import ZonegateTesting
 @testable import ZonegateCLI
 
 /// The `zonegate` binary as a user runs it: output, JSON shape and exit codes of cli.md.
-final class CommandLineTests: XCTestCase {
-    private static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    private static let binary = packageRoot.appendingPathComponent(".build/debug/zonegate")
+@Suite struct CommandLineTests {
+    private let scratch: ScratchDirectory
 
-    private var scratch: URL!
-
-    override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the zonegate product first (make test does)")
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        if let scratch { try? FileManager.default.removeItem(at: scratch) }
-    }
-
-    private struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    private func zonegate(_ arguments: [String]) throws -> Run {
-        try run([Self.binary.path] + arguments)
-    }
-
-    private func run(_ command: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.currentDirectoryURL = Self.packageRoot
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    init() throws {
+        scratch = try binaryScratch("zonegate-cli")
     }
 
     /// A policy directory with the given files.
     private func policies(_ files: [String: String]) throws -> String {
-        let directory = scratch.appendingPathComponent("policies-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for (name, text) in files { try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
-        return directory.path
+        try scratch.directory(files)
     }
 
     private func file(_ name: String, _ text: String) throws -> String {
-        let url = scratch.appendingPathComponent(name)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
+        try scratch.write(name, text)
     }
 
     private let smallPolicy = """
@@ -69,46 +31,46 @@ final class CommandLineTests: XCTestCase {
         ]}
         """
 
-    func testShippedPoliciesPassCheck() throws {
+    @Test func shippedPoliciesPassCheck() throws {
         let run = try zonegate(["check", "--policies", "policies"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stdout.contains("PASS  corp-never-reaches-cde"), run.stdout)
-        XCTAssertFalse(run.stdout.contains("FAIL"), run.stdout)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("PASS  corp-never-reaches-cde"), "\(run.stdout)")
+        #expect(!run.stdout.contains("FAIL"), "\(run.stdout)")
     }
 
-    func testInvalidPolicyExitsOneNamingEveryError() throws {
+    @Test func invalidPolicyExitsOneNamingEveryError() throws {
         let directory = try policies(["a.yaml": "zones:\n  - name: Web\nrules:\n  - {from: nowhere, to: any}\n"])
         let run = try zonegate(["check", "--policies", directory])
-        XCTAssertEqual(run.status, 1)
-        XCTAssertTrue(run.stderr.contains("\(directory)/a.yaml:2:11: error: zone name 'Web'"), run.stderr)
-        XCTAssertTrue(run.stderr.contains("\(directory)/a.yaml:4:12: error: 'nowhere' is not a defined zone"), run.stderr)
-        XCTAssertTrue(run.stderr.contains("policy rejected: 2 errors"), run.stderr)
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("\(directory)/a.yaml:2:11: error: zone name 'Web'"), "\(run.stderr)")
+        #expect(run.stderr.contains("\(directory)/a.yaml:4:12: error: 'nowhere' is not a defined zone"), "\(run.stderr)")
+        #expect(run.stderr.contains("policy rejected: 2 errors"), "\(run.stderr)")
 
         let json = try zonegate(["check", "--policies", directory, "--format", "json"])
-        XCTAssertEqual(json.status, 1)
-        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(object["valid"] as? Bool, false)
-        let errors = try XCTUnwrap(object["errors"] as? [[String: Any]])
-        XCTAssertEqual(errors.map { "\($0["file"]!):\($0["line"]!):\($0["column"]!)" }, ["a.yaml:2:11", "a.yaml:4:12"])
+        #expect(json.status == 1)
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((object["valid"] as? Bool) == false)
+        let errors = try #require(object["errors"] as? [[String: Any]])
+        #expect(errors.map { "\($0["file"]!):\($0["line"]!):\($0["column"]!)" } == ["a.yaml:2:11", "a.yaml:4:12"])
     }
 
-    func testFailedAssertionExitsOne() throws {
+    @Test func failedAssertionExitsOne() throws {
         let directory = try policies(["a.yaml": smallPolicy + "\nassertions: [{name: a-never-b, deny: {from: a, to: b}}]\n"])
         let run = try zonegate(["check", "--policies", directory])
-        XCTAssertEqual(run.status, 1)
-        XCTAssertTrue(run.stdout.contains("FAIL  a-never-b"), run.stdout)
-        XCTAssertTrue(run.stdout.contains("rule r1 (a.yaml:2:9) allows a -> b on 80/tcp"), run.stdout)
-        XCTAssertTrue(run.stderr.contains("1 of 1 assertions failed: a-never-b"), run.stderr)
+        #expect(run.status == 1)
+        #expect(run.stdout.contains("FAIL  a-never-b"), "\(run.stdout)")
+        #expect(run.stdout.contains("rule r1 (a.yaml:2:9) allows a -> b on 80/tcp"), "\(run.stdout)")
+        #expect(run.stderr.contains("1 of 1 assertions failed: a-never-b"), "\(run.stderr)")
     }
 
-    func testMatrixJSONFollowsCLISpec() throws {
+    @Test func matrixJSONFollowsCLISpec() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let inventory = try file("inventory.json", smallInventory)
         let run = try zonegate(["matrix", "--policies", directory, "--inventory", inventory, "--format", "json"])
-        XCTAssertEqual(run.status, 0, run.stderr)
+        #expect(run.status == 0, "\(run.stderr)")
         // sha256 of "a.yaml" followed by the file's content.
         let digest = ReferenceDigest.of(name: "a.yaml", content: smallPolicy)
-        XCTAssertEqual(run.stdout, """
+        #expect(run.stdout == """
             {
               "policyDigest": "\(digest)",
               "flows": [
@@ -125,68 +87,68 @@ final class CommandLineTests: XCTestCase {
             }
 
             """)
-        XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)))
+        #expect(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) != nil)
     }
 
-    func testMatrixTableAndMarkdown() throws {
+    @Test func matrixTableAndMarkdown() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let inventory = try file("inventory.json", smallInventory)
         let table = try zonegate(["matrix", "--policies", directory, "--inventory", inventory, "--format", "table"])
-        XCTAssertEqual(table.status, 0)
-        XCTAssertTrue(table.stdout.contains("x-a    x-b  80/tcp  allow    r1"), table.stdout)
-        XCTAssertTrue(table.stdout.contains("9 flows: 1 allow, 8 deny, 0 audit"), table.stdout)
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("x-a    x-b  80/tcp  allow    r1"), "\(table.stdout)")
+        #expect(table.stdout.contains("9 flows: 1 allow, 8 deny, 0 audit"), "\(table.stdout)")
         let markdown = try zonegate(["matrix", "--policies", directory, "--inventory", inventory, "--format", "markdown"])
-        XCTAssertTrue(markdown.stdout.contains("| x-a | x-b | 80/tcp | allow | r1 |"), markdown.stdout)
+        #expect(markdown.stdout.contains("| x-a | x-b | 80/tcp | allow | r1 |"), "\(markdown.stdout)")
     }
 
-    func testExplainJSON() throws {
+    @Test func explainJSON() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let inventory = try file("inventory.json", smallInventory)
         let run = try zonegate(["explain", "--policies", directory, "--inventory", inventory,
                                 "--from", "fd00:18::2", "--to", "x-b", "--port", "80/tcp", "--format", "json"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(object["verdict"] as? String, "allow")
-        XCTAssertEqual(object["rules"] as? [String], ["r1"])
-        XCTAssertEqual((object["reasons"] as? [String])?.first, "source x-a is a managed container in zone a")
+        #expect(run.status == 0, "\(run.stderr)")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        #expect((object["verdict"] as? String) == "allow")
+        #expect((object["rules"] as? [String]) == ["r1"])
+        #expect((object["reasons"] as? [String])?.first == "source x-a is a managed container in zone a")
     }
 
     /// `plan` and `teardown` read the kernel through netlink: run them in a fresh network namespace
     /// (`unshare -n`), never against the host's tables.
-    func testPlanAndTeardownInAPrivateNamespace() throws {
-        try XCTSkipUnless(geteuid() == 0, "needs root for unshare -n")
+    @Test(.enabled(if: geteuid() == 0, "needs root for unshare -n"))
+    func planAndTeardownInAPrivateNamespace() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let inventory = try file("inventory.json", smallInventory)
-        let plan = try run(["/usr/bin/unshare", "-n", Self.binary.path, "plan", "--policies", directory, "--inventory", inventory])
-        XCTAssertEqual(plan.status, 0, plan.stderr)
-        XCTAssertTrue(plan.stdout.contains("applied as one transaction"), plan.stdout)
-        XCTAssertTrue(plan.stdout.contains("add table inet zonegate"), plan.stdout)
-        XCTAssertTrue(plan.stdout.contains("add table bridge zonegate"), plan.stdout)
-        let teardown = try run(["/usr/bin/unshare", "-n", Self.binary.path, "teardown"])
-        XCTAssertEqual(teardown.status, 0, teardown.stderr)
-        XCTAssertEqual(teardown.stdout, "no zonegate tables to remove\n")
+        let plan = try run(["/usr/bin/unshare", "-n", ZonegateBinary.path, "plan", "--policies", directory, "--inventory", inventory])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("applied as one transaction"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("add table inet zonegate"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("add table bridge zonegate"), "\(plan.stdout)")
+        let teardown = try run(["/usr/bin/unshare", "-n", ZonegateBinary.path, "teardown"])
+        #expect(teardown.status == 0, "\(teardown.stderr)")
+        #expect(teardown.stdout == "no zonegate tables to remove\n")
     }
 
-    func testUsageAndEnvironmentErrorsExitTwo() throws {
+    @Test func usageAndEnvironmentErrorsExitTwo() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         // Without --inventory it reads the live host: no engine at that socket is an environment error, in one line.
-        let noDocker = try zonegate(["matrix", "--policies", directory, "--docker-host", "unix://" + scratch.appendingPathComponent("no.sock").path])
-        XCTAssertEqual(noDocker.status, 2)
-        XCTAssertTrue(noDocker.stderr.contains("cannot read Docker at unix://"), noDocker.stderr)
-        XCTAssertEqual(noDocker.stderr.split(separator: "\n").count, 1, noDocker.stderr)
-        XCTAssertEqual(try zonegate(["check", "--bogus"]).status, 2)
-        XCTAssertEqual(try zonegate(["explain", "--policies", directory, "--inventory", try file("i.json", smallInventory),
-                                     "--from", "x-a", "--to", "x-b", "--port", "80"]).status, 2)
-        XCTAssertEqual(try zonegate(["explain", "--policies", directory, "--inventory", try file("i.json", smallInventory),
-                                     "--from", "nobody", "--to", "x-b", "--port", "80/tcp"]).status, 2)
-        let missing = try zonegate(["check", "--policies", scratch.appendingPathComponent("none").path])
-        XCTAssertEqual(missing.status, 2)
-        XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
+        let noDocker = try zonegate(["matrix", "--policies", directory, "--docker-host", "unix://" + scratch.path("no.sock")])
+        #expect(noDocker.status == 2)
+        #expect(noDocker.stderr.contains("cannot read Docker at unix://"), "\(noDocker.stderr)")
+        #expect(noDocker.stderr.split(separator: "\n").count == 1, "\(noDocker.stderr)")
+        #expect(try zonegate(["check", "--bogus"]).status == 2)
+        #expect(try zonegate(["explain", "--policies", directory, "--inventory", try file("i.json", smallInventory),
+                                     "--from", "x-a", "--to", "x-b", "--port", "80"]).status == 2)
+        #expect(try zonegate(["explain", "--policies", directory, "--inventory", try file("i.json", smallInventory),
+                                     "--from", "nobody", "--to", "x-b", "--port", "80/tcp"]).status == 2)
+        let missing = try zonegate(["check", "--policies", scratch.path("none")])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("does not exist"), "\(missing.stderr)")
         let duplicate = try file("dup.json", #"{"containers": [{"name": "a"}, {"name": "a"}]}"#)
         let dup = try zonegate(["matrix", "--policies", directory, "--inventory", duplicate])
-        XCTAssertEqual(dup.status, 2)
-        XCTAssertTrue(dup.stderr.contains("container name 'a' appears twice"), dup.stderr)
-        XCTAssertEqual(try zonegate(["--help"]).status, 0)
+        #expect(dup.status == 2)
+        #expect(dup.stderr.contains("container name 'a' appears twice"), "\(dup.stderr)")
+        #expect(try zonegate(["--help"]).status == 0)
     }
 }
 
@@ -196,22 +158,21 @@ final class CommandLineTests: XCTestCase {
 extension CommandLineTests {
     /// Each line of standard error is a policy diagnostic (`FILE:LINE:COL: error: `) or starts
     /// with `zonegate: error: ` / `zonegate: warning: `.
-    private func assertOneErrorFormat(_ run: Run, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertFalse(run.stderr.isEmpty, "\(what): no error printed", file: file, line: line)
+    private func assertOneErrorFormat(_ run: Run, _ what: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        #expect(!run.stderr.isEmpty, "\(what): no error printed", sourceLocation: sourceLocation)
         // `run` logs too (`2026-...Z info starting ...`): its log lines are no error lines.
         for text in run.stderr.split(separator: "\n") where text.range(of: #"^[0-9]{4}-[0-9]{2}-[0-9]{2}T"#, options: .regularExpression) == nil {
             let diagnostic = text.range(of: #"^.+:[0-9]+:[0-9]+: error: "#, options: .regularExpression) != nil
-            XCTAssertTrue(diagnostic || text.hasPrefix("zonegate: error: ") || text.hasPrefix("zonegate: warning: "),
-                          "\(what): \(text)", file: file, line: line)
+            #expect(diagnostic || text.hasPrefix("zonegate: error: ") || text.hasPrefix("zonegate: warning: "), "\(what): \(text)", sourceLocation: sourceLocation)
         }
     }
 
-    func testEveryCommandPrintsErrorsInOneFormat() throws {
+    @Test func everyCommandPrintsErrorsInOneFormat() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let invalid = try policies(["a.yaml": "zones:\n  - name: Web\n"])
         let inventory = try file("inventory.json", smallInventory)
-        let missing = scratch.appendingPathComponent("none").path
-        let noSocket = "unix://" + scratch.appendingPathComponent("no.sock").path
+        let missing = scratch.path("none")
+        let noSocket = "unix://" + scratch.path("no.sock")
         let cases: [(String, [String], Int32)] = [
             ("check, no directory", ["check", "--policies", missing], 2),
             ("check, invalid policy", ["check", "--policies", invalid], 1),
@@ -229,28 +190,28 @@ extension CommandLineTests {
         ]
         for (what, arguments, status) in cases {
             let run = try zonegate(arguments)
-            XCTAssertEqual(run.status, status, "\(what): \(run.stderr)")
+            #expect(run.status == status, "\(what): \(run.stderr)")
             assertOneErrorFormat(run, what)
         }
         let rejected = try zonegate(["check", "--policies", invalid])
-        XCTAssertTrue(rejected.stderr.hasPrefix("\(invalid)/a.yaml:2:11: error: "), rejected.stderr)
-        XCTAssertTrue(rejected.stderr.hasSuffix("zonegate: error: policy rejected: 1 error\n"), rejected.stderr)
+        #expect(rejected.stderr.hasPrefix("\(invalid)/a.yaml:2:11: error: "), "\(rejected.stderr)")
+        #expect(rejected.stderr.hasSuffix("zonegate: error: policy rejected: 1 error\n"), "\(rejected.stderr)")
     }
 
-    func testCheckJSONWhenTheDirectoryIsMissing() throws {
-        let missing = scratch.appendingPathComponent("none").path
+    @Test func checkJSONWhenTheDirectoryIsMissing() throws {
+        let missing = scratch.path("none")
         let run = try zonegate(["check", "--policies", missing, "--format", "json"])
-        XCTAssertEqual(run.status, 2)
-        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], run.stdout)
-        XCTAssertEqual(object["valid"] as? Bool, false)
-        XCTAssertTrue((object["error"] as? String)?.contains("does not exist") == true, run.stdout)
-        XCTAssertEqual((object["errors"] as? [Any])?.count, 0)
+        #expect(run.status == 2)
+        let object = try #require(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)")
+        #expect((object["valid"] as? Bool) == false)
+        #expect((object["error"] as? String)?.contains("does not exist") == true, "\(run.stdout)")
+        #expect((object["errors"] as? [Any])?.count == 0)
         assertOneErrorFormat(run, "check json, missing directory")
     }
 
     /// Names, labels and rule names with newlines, terminal escapes, pipes and backticks cannot
     /// forge rows or reach the terminal raw; JSON keeps them exactly.
-    func testHostileNamesAreEscapedInTablesAndExactInJSON() throws {
+    @Test func hostileNamesAreEscapedInTablesAndExactInJSON() throws {
         let directory = try policies(["a.yaml": """
             zones: [{name: a}, {name: b, egress: restricted}]
             rules: [{name: "r1", from: a, to: b, ports: [80/tcp]}]
@@ -263,56 +224,56 @@ extension CommandLineTests {
         let rows = (hostile.count + 2) * hostile.count - hostile.count
         for format in ["table", "markdown"] {
             let run = try zonegate(["matrix", "--policies", directory, "--inventory", inventory, "--format", format])
-            XCTAssertEqual(run.status, 0, run.stderr)
-            XCTAssertFalse(run.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || $0.value == 0x202E }, run.stdout)
-            XCTAssertTrue(run.stdout.contains(format == "table" ? #"evil\n| forged"# : #"evil\n\| forged"#), run.stdout)
-            XCTAssertTrue(run.stdout.contains(format == "table" ? #"red\u{1b}[31m`code`"# : #"red\u{1b}[31m\`code\`"#), run.stdout)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(!run.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || $0.value == 0x202E }, "\(run.stdout)")
+            #expect(run.stdout.contains(format == "table" ? #"evil\n| forged"# : #"evil\n\| forged"#), "\(run.stdout)")
+            #expect(run.stdout.contains(format == "table" ? #"red\u{1b}[31m`code`"# : #"red\u{1b}[31m\`code\`"#), "\(run.stdout)")
             let lines = run.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-            XCTAssertFalse(lines.contains { $0.hasPrefix("| forged") || $0.hasPrefix("forged") }, "no forged row: \(run.stdout)")
+            #expect(!lines.contains { $0.hasPrefix("| forged") || $0.hasPrefix("forged") }, "no forged row: \(run.stdout)")
             // policy line, header (and separator), the rows, (blank,) totals, final newline.
-            XCTAssertEqual(lines.count, format == "table" ? rows + 4 : rows + 7, run.stdout)
-            XCTAssertTrue(run.stdout.contains("\(rows) flows:"), run.stdout)
+            #expect(lines.count == (format == "table" ? rows + 4 : rows + 7), "\(run.stdout)")
+            #expect(run.stdout.contains("\(rows) flows:"), "\(run.stdout)")
         }
         let json = try zonegate(["matrix", "--policies", directory, "--inventory", inventory, "--format", "json"])
-        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        let flows = try XCTUnwrap(object["flows"] as? [[String: Any]])
-        XCTAssertEqual(flows.count, rows)
-        XCTAssertEqual(Set(flows.compactMap { $0["to"] as? String }), Set(hostile), "JSON names are exact")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let flows = try #require(object["flows"] as? [[String: Any]])
+        #expect(flows.count == rows)
+        #expect(Set(flows.compactMap { $0["to"] as? String }) == Set(hostile), "JSON names are exact")
         let explain = try zonegate(["explain", "--policies", directory, "--inventory", inventory,
                                     "--from", hostile[0], "--to", hostile[1], "--port", "80/tcp", "--format", "markdown"])
-        XCTAssertEqual(explain.status, 0, explain.stderr)
-        XCTAssertFalse(explain.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, explain.stdout)
-        XCTAssertTrue(explain.stdout.contains(#"source evil\n\| forged"#), explain.stdout)
+        #expect(explain.status == 0, "\(explain.stderr)")
+        #expect(!explain.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(explain.stdout)")
+        #expect(explain.stdout.contains(#"source evil\n\| forged"#), "\(explain.stdout)")
         let unknown = try zonegate(["explain", "--policies", directory, "--inventory", inventory,
                                     "--from", "a\nzonegate: error: forged", "--to", hostile[1], "--port", "80/tcp"])
-        XCTAssertEqual(unknown.status, 2)
-        XCTAssertEqual(unknown.stderr.split(separator: "\n").count, 1, unknown.stderr)
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.split(separator: "\n").count == 1, "\(unknown.stderr)")
     }
 
-    func testRepeatedOptionsAndUnsupportedFormatsAreRefused() throws {
+    @Test func repeatedOptionsAndUnsupportedFormatsAreRefused() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let inventory = try file("inventory.json", smallInventory)
         let repeated = try zonegate(["explain", "--policies", directory, "--inventory", inventory, "--from", "x-a", "--to", "x-b",
                                      "--port", "80/tcp", "--port=81/udp"])
-        XCTAssertEqual(repeated.status, 2)
-        XCTAssertEqual(repeated.stderr, "zonegate: error: --port is given more than once; it takes one value\n")
+        #expect(repeated.status == 2)
+        #expect(repeated.stderr == "zonegate: error: --port is given more than once; it takes one value\n")
         for arguments in [["matrix", "--format", "json", "--format", "table"], ["check", "--policies", directory, "--policies", directory]] {
-            XCTAssertEqual(try zonegate(arguments).status, 2, "\(arguments)")
+            #expect(try zonegate(arguments).status == 2, "\(arguments)")
         }
         let markdown = try zonegate(["check", "--policies", directory, "--format", "markdown"])
-        XCTAssertEqual(markdown.status, 2)
-        XCTAssertEqual(markdown.stdout, "")
+        #expect(markdown.status == 2)
+        #expect(markdown.stdout == "")
         assertOneErrorFormat(markdown, "check --format markdown")
-        XCTAssertTrue(markdown.stderr.contains("'table'") && markdown.stderr.contains("'json'"), markdown.stderr)
+        #expect(markdown.stderr.contains("'table'") && markdown.stderr.contains("'json'"), "\(markdown.stderr)")
         let help = try zonegate(["teardown", "--help"])
-        XCTAssertEqual(help.status, 0)
-        XCTAssertTrue(help.stdout.contains("--policies") && help.stdout.contains("not used"), help.stdout)
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("--policies") && help.stdout.contains("not used"), "\(help.stdout)")
     }
 
     /// A container named like an address (Docker allows it; `world`, `host` and `any` are refused
     /// in files, MatrixTests covers them) is shown as `container:NAME`; the bare address keeps
     /// meaning the address, and `container:NAME` names the container.
-    func testContainersNamedLikeEndpoints() throws {
+    @Test func containersNamedLikeEndpoints() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let inventory = try file("named.json", """
             {"containers": [
@@ -321,26 +282,26 @@ extension CommandLineTests {
             ]}
             """)
         let run = try zonegate(["matrix", "--policies", directory, "--inventory", inventory, "--format", "json"])
-        if run.status == 2 { throw XCTSkip("the inventory file check refuses this name (\(run.stderr)); MatrixTests covers it") }
-        XCTAssertEqual(run.status, 0, run.stderr)
-        let flows = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["flows"] as? [[String: Any]])
+        if run.status == 2 { try Test.cancel("the inventory file check refuses this name (\(run.stderr)); MatrixTests covers it") }
+        #expect(run.status == 0, "\(run.stderr)")
+        let flows = try #require((JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["flows"] as? [[String: Any]])
         let rows = flows.map { "\($0["from"]!)>\($0["to"]!) \($0["verdict"]!)" }
-        XCTAssertEqual(rows, ["container:172.18.0.3>x-b allow", "x-b>container:172.18.0.3 deny", "world>container:172.18.0.3 deny",
+        #expect(rows == ["container:172.18.0.3>x-b allow", "x-b>container:172.18.0.3 deny", "world>container:172.18.0.3 deny",
                               "world>x-b deny", "host>container:172.18.0.3 deny", "host>x-b deny"])
         func reasons(_ from: String) throws -> [String] {
             let run = try zonegate(["explain", "--policies", directory, "--inventory", inventory, "--from", from, "--to", "world",
                                     "--port", "80/tcp", "--format", "json"])
-            XCTAssertEqual(run.status, 0, run.stderr)
-            return try XCTUnwrap((JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["reasons"] as? [String])
+            #expect(run.status == 0, "\(run.stderr)")
+            return try #require((JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["reasons"] as? [String])
         }
-        XCTAssertEqual(try reasons("172.18.0.3").first, "source x-b is a managed container in zone b", "the address: x-b holds it")
-        XCTAssertEqual(try reasons("container:172.18.0.3").first, "source container:172.18.0.3 is a managed container in zone a")
-        XCTAssertEqual(try reasons("world").first, "source world is an outside address that no CIDR of the policy covers")
+        #expect(try reasons("172.18.0.3").first == "source x-b is a managed container in zone b", "the address: x-b holds it")
+        #expect(try reasons("container:172.18.0.3").first == "source container:172.18.0.3 is a managed container in zone a")
+        #expect(try reasons("world").first == "source world is an outside address that no CIDR of the policy covers")
     }
 
     /// An address of the host's own is `host`. With an inventory file, the host's addresses are
     /// those this machine holds on the bridges the file names: `lo` stands for one here.
-    func testHostAddressesAreHost() throws {
+    @Test func hostAddressesAreHost() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         let inventory = try file("bridged.json", """
             {"containers": [{"name": "x-b", "labels": {"zonegate.zone": "b"}, "addresses": ["172.18.0.3"], "ports": ["80/tcp"]}],
@@ -349,44 +310,44 @@ extension CommandLineTests {
         func first(_ from: String, _ inventory: String) throws -> String? {
             let run = try zonegate(["explain", "--policies", directory, "--inventory", inventory, "--from", from, "--to", "x-b",
                                     "--port", "80/tcp", "--format", "json"])
-            XCTAssertEqual(run.status, 0, run.stderr)
+            #expect(run.status == 0, "\(run.stderr)")
             return ((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["reasons"] as? [String])?.first
         }
-        XCTAssertTrue(try first("127.0.0.1", inventory)?.hasPrefix("source host is the Docker host itself") == true)
-        XCTAssertEqual(try first("192.0.2.7", inventory), "source 192.0.2.7 is an outside address (no container holds it)")
+        #expect(try first("127.0.0.1", inventory)?.hasPrefix("source host is the Docker host itself") == true)
+        #expect(try first("192.0.2.7", inventory) == "source 192.0.2.7 is an outside address (no container holds it)")
         // A file naming no bridge of this machine knows no host address.
         let elsewhere = try file("elsewhere.json", smallInventory)
-        XCTAssertEqual(try first("127.0.0.1", elsewhere), "source 127.0.0.1 is an outside address (no container holds it)")
+        #expect(try first("127.0.0.1", elsewhere) == "source 127.0.0.1 is an outside address (no container holds it)")
     }
 
     /// Rows are written as they are computed: peak memory does not grow with them (16 times the
     /// rows), and an inventory beyond the documented limit is refused in one line.
-    func testMatrixMemoryDoesNotGrowWithRows() throws {
+    @Test func matrixMemoryDoesNotGrowWithRows() throws {
         let directory = try policies(["a.yaml": smallPolicy])
         func peakKilobytes(containers: Int, format: String) throws -> Int {
             let entries = (0..<containers).map { index in
                 #"{"name": "c\#(index)", "labels": {"zonegate.zone": "\#(index % 2 == 0 ? "a" : "b")"}, "addresses": ["10.1.\#(index / 256).\#(index % 256)"], "ports": ["80/tcp"]}"#
             }
             let inventory = try file("scale-\(containers).json", #"{"containers": ["# + entries.joined(separator: ",\n") + "]}")
-            let output = scratch.appendingPathComponent("matrix-\(containers).\(format)").path
-            let run = try self.run(["/bin/sh", "-c", "/usr/bin/time -f %M \"$0\" matrix --policies \"$1\" --inventory \"$2\" --format \"$3\" > \"$4\"",
-                                    Self.binary.path, directory, inventory, format, output])
-            XCTAssertEqual(run.status, 0, run.stderr)
-            return try XCTUnwrap(Int(run.stderr.split(separator: "\n").last ?? ""), run.stderr)
+            let output = scratch.path("matrix-\(containers).\(format)")
+            let run = try run(["/bin/sh", "-c", "/usr/bin/time -f %M \"$0\" matrix --policies \"$1\" --inventory \"$2\" --format \"$3\" > \"$4\"",
+                                    ZonegateBinary.path, directory, inventory, format, output])
+            #expect(run.status == 0, "\(run.stderr)")
+            return try #require(Int(run.stderr.split(separator: "\n").last ?? ""), "\(run.stderr)")
         }
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/time"), "needs /usr/bin/time")
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/time"), "needs /usr/bin/time (GNU time: make deps)")
         for format in ["json", "table"] {
             let small = try peakKilobytes(containers: 150, format: format)      // 22,650 rows
             let large = try peakKilobytes(containers: 600, format: format)      // 360,600 rows
-            XCTAssertLessThan(large - small, 24_000, "\(format): \(small) kB for 22,650 rows, \(large) kB for 360,600")
+            #expect(large - small < 24_000, "\(format): \(small) kB for 22,650 rows, \(large) kB for 360,600")
         }
         // Beyond the limit: the inventory file's own check refuses it first (the same number),
         // located; a live host's inventory meets the matrix's (InventoryLimitTests).
         let tooMany = try file("too-many.json", #"{"containers": ["# + (0...10_000).map { #"{"name": "c\#($0)"}"# }.joined(separator: ",") + "]}")
         let refused = try zonegate(["matrix", "--policies", directory, "--inventory", tooMany, "--format", "json"])
-        XCTAssertEqual(refused.status, 2)
-        XCTAssertEqual(refused.stdout, "")
-        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        #expect(refused.status == 2)
+        #expect(refused.stdout == "")
+        #expect(refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
         assertOneErrorFormat(refused, "too many containers")
     }
 }
@@ -409,14 +370,14 @@ enum ReferenceDigest {
 }
 
 /// Rendering details that the binary tests do not reach.
-final class RenderTests: XCTestCase {
-    func testJSONEscapesAndKeepsKeyOrder() {
+@Suite struct RenderTests {
+    @Test func jSONEscapesAndKeepsKeyOrder() {
         let value = JSONValue.object([("z", .string("a\"b\\c\n\u{1}")), ("a", .array([.number(1), .bool(true), .null]))])
-        XCTAssertEqual(value.rendered(), "{\n  \"z\": \"a\\\"b\\\\c\\n\\u0001\",\n  \"a\": [1, true, null]\n}")
+        #expect(value.rendered() == "{\n  \"z\": \"a\\\"b\\\\c\\n\\u0001\",\n  \"a\": [1, true, null]\n}")
     }
 
-    func testTableColumnsAlign() {
-        XCTAssertEqual(MatrixRenderer.tableLine(["A", "BB", "C"], [4, 2]), "A     BB  C")
-        XCTAssertEqual(MatrixRenderer.tableLine(["long", "x", ""], [4, 2]), "long  x")
+    @Test func tableColumnsAlign() {
+        #expect(MatrixRenderer.tableLine(["A", "BB", "C"], [4, 2]) == "A     BB  C")
+        #expect(MatrixRenderer.tableLine(["long", "x", ""], [4, 2]) == "long  x")
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import XCTest
+import Testing
 @testable import ZonegateCLI
 @testable import ZonegateEngine
 import ZonegatePolicy
@@ -8,7 +8,7 @@ import ZonegateRuleset
 /// The evidence report as a pure function of values: golden files from a fixed policy
 /// (Tests/Fixtures/evidence/policy, a copy of the example policy), the PCI host inventory, a fixed
 /// time, host and probe outcomes. `ZONEGATE_UPDATE_GOLDEN=1` rewrites the golden files.
-final class EvidenceReportTests: XCTestCase {
+@Suite struct EvidenceReportTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
@@ -44,51 +44,51 @@ final class EvidenceReportTests: XCTestCase {
             return
         }
         let expected = try String(contentsOf: url, encoding: .utf8)
-        XCTAssertEqual(text, expected, "\(name) differs from its golden file; ZONEGATE_UPDATE_GOLDEN=1 rewrites it")
+        #expect(text == expected, "\(name) differs from its golden file; ZONEGATE_UPDATE_GOLDEN=1 rewrites it")
     }
 
-    func testPassingReportMatchesGoldenFiles() throws {
+    @Test func passingReportMatchesGoldenFiles() throws {
         let input = try input(leak: false)
-        XCTAssertEqual(input.result, .pass, "\(input.checks)")
+        #expect(input.result == .pass, "\(input.checks)")
         let files = EvidenceReport.files(input)
-        XCTAssertEqual(files.map(\.name), ["evidence.json", "evidence.md", "SHA256SUMS"])
+        #expect(files.map(\.name) == ["evidence.json", "evidence.md", "SHA256SUMS"])
         try golden("pass-evidence.json", String(decoding: files[0].contents, as: UTF8.self))
         try golden("pass-evidence.md", String(decoding: files[1].contents, as: UTF8.self))
     }
 
-    func testFailingReportMatchesGoldenFilesAndNamesTheLeak() throws {
+    @Test func failingReportMatchesGoldenFilesAndNamesTheLeak() throws {
         let input = try input(leak: true)
-        XCTAssertEqual(input.result, .fail)
+        #expect(input.result == .fail)
         let files = EvidenceReport.files(input)
         let json = String(decoding: files[0].contents, as: UTF8.self)
-        XCTAssertTrue(json.contains("\"result\": \"fail\""))
-        XCTAssertTrue(json.contains("leak: wiki -> payments-1"), json)
+        #expect(json.contains("\"result\": \"fail\""))
+        #expect(json.contains("leak: wiki -> payments-1"), "\(json)")
         let markdown = String(decoding: files[1].contents, as: UTF8.self)
-        XCTAssertTrue(markdown.contains("| wiki | payments-1 |"), "the leak is among the first probe rows")
+        #expect(markdown.contains("| wiki | payments-1 |"), "the leak is among the first probe rows")
         try golden("fail-evidence.md", markdown)
     }
 
-    func testJSONHasCliMdFields() throws {
+    @Test func jSONHasCliMdFields() throws {
         let input = try input(leak: false)
         let object = try JSONSerialization.jsonObject(with: EvidenceReport.files(input)[0].contents) as! [String: Any]
         for key in ["result", "time", "zonegateVersion", "host", "policyDigest", "rulesetDigest", "checks", "zones", "flows", "assertions", "unenforced"] {
-            XCTAssertNotNil(object[key], key)
+            #expect(object[key] != nil, "\(key)")
         }
-        XCTAssertEqual(object["time"] as? String, "2026-12-05T10:00:00Z")
-        XCTAssertEqual((object["host"] as? [String: String])?.keys.sorted(), ["dockerVersion", "hostname", "kernel"])
-        XCTAssertEqual((object["checks"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, ["ruleset", "assertions", "probes"])
+        #expect((object["time"] as? String) == "2026-12-05T10:00:00Z")
+        #expect((object["host"] as? [String: String])?.keys.sorted() == ["dockerVersion", "hostname", "kernel"])
+        #expect((object["checks"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["ruleset", "assertions", "probes"])
         let zones = object["zones"] as! [[String: Any]]
         let payments = zones.first { $0["name"] as? String == "payments" }!
-        XCTAssertEqual(payments["pci"] as? String, "cde")
-        XCTAssertEqual(payments["members"] as? [String], ["payments-1"])
+        #expect((payments["pci"] as? String) == "cde")
+        #expect((payments["members"] as? [String]) == ["payments-1"])
         let flows = object["flows"] as! [[String: Any]]
-        XCTAssertEqual(flows.count, ReachabilityMatrix(input.evaluator).flows().count)
-        XCTAssertTrue(flows.allSatisfy { ["reached", "blocked", "not-probed"].contains($0["probe"] as? String ?? "") })
+        #expect(flows.count == ReachabilityMatrix(input.evaluator).flows().count)
+        #expect(flows.allSatisfy { ["reached", "blocked", "not-probed"].contains($0["probe"] as? String ?? "") })
         let assertions = object["assertions"] as! [[String: Any]]
-        XCTAssertTrue(assertions.allSatisfy { ["hold", "fail"].contains($0["result"] as? String ?? "") })
+        #expect(assertions.allSatisfy { ["hold", "fail"].contains($0["result"] as? String ?? "") })
     }
 
-    func testChecksumsAreSha256sumFormat() throws {
+    @Test func checksumsAreSha256sumFormat() throws {
         let files = EvidenceReport.files(try input(leak: false))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zonegate-evidence-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -100,15 +100,15 @@ final class EvidenceReportTests: XCTestCase {
         process.currentDirectoryURL = directory
         try process.run()
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "sha256sum -c")
-        XCTAssertTrue(ReportCheck.check(directory: directory.path, publicKey: nil).ok)
+        #expect(process.terminationStatus == 0, "sha256sum -c")
+        #expect(ReportCheck.check(directory: directory.path, publicKey: nil).ok)
         try Data("tampered\n".utf8).write(to: directory.appendingPathComponent("evidence.md"))
         let check = ReportCheck.check(directory: directory.path, publicKey: nil)
-        XCTAssertFalse(check.ok)
-        XCTAssertTrue(check.lines.contains { $0.hasPrefix("evidence.md: FAILED") }, "\(check.lines)")
+        #expect(!check.ok)
+        #expect(check.lines.contains { $0.hasPrefix("evidence.md: FAILED") }, "\(check.lines)")
     }
 
-    func testSignatureFromAnOpenSSLKey() throws {
+    @Test func signatureFromAnOpenSSLKey() throws {
         // openssl genpkey -algorithm ed25519; openssl pkey -pubout (RFC 8410's example key).
         let privatePEM = """
             -----BEGIN PRIVATE KEY-----
@@ -122,15 +122,15 @@ final class EvidenceReportTests: XCTestCase {
             """
         let key = try EvidenceSigning.privateKey(pem: privatePEM)
         let publicKey = try EvidenceSigning.publicKey(pem: publicPEM)
-        XCTAssertEqual(key.publicKey.rawRepresentation, publicKey.rawRepresentation)
+        #expect(key.publicKey.rawRepresentation == publicKey.rawRepresentation)
         let sums = Data("abc  evidence.json\n".utf8)
         let signature = try EvidenceSigning.sign(sums, with: key)
-        XCTAssertTrue(EvidenceSigning.verify(signature, of: sums, with: publicKey))
-        XCTAssertFalse(EvidenceSigning.verify(signature, of: Data("abd  evidence.json\n".utf8), with: publicKey))
-        XCTAssertThrowsError(try EvidenceSigning.privateKey(pem: publicPEM))
+        #expect(EvidenceSigning.verify(signature, of: sums, with: publicKey))
+        #expect(!EvidenceSigning.verify(signature, of: Data("abd  evidence.json\n".utf8), with: publicKey))
+        #expect(throws: (any Error).self) { try EvidenceSigning.privateKey(pem: publicPEM) }
     }
 
-    func testMermaidLabelsNeedingQuotesStayValid() throws {
+    @Test func mermaidLabelsNeedingQuotesStayValid() throws {
         let policy = try PolicyParser.parse([PolicyFile(name: "p.yaml", text: """
             zones: [{name: a, pci: cde}, {name: b}]
             rules: [{from: b, to: a, ports: [80/tcp]}, {from: world, to: b, ports: [443/tcp]}]
@@ -145,7 +145,7 @@ final class EvidenceReportTests: XCTestCase {
         let input = EvidenceInput(time: Date(timeIntervalSince1970: 0), host: HostFacts(hostname: "h", kernel: "k", dockerVersion: "d"),
                                   evaluator: evaluator, rulesetDigest: "sha256:0", checks: [], flows: flows, assertions: [])
         let text = EvidenceReport.mermaid(input)
-        XCTAssertEqual(text, """
+        #expect(text == """
             flowchart LR
                 z0["a (CDE)"]
                 z1["b"]
@@ -161,16 +161,16 @@ final class EvidenceReportTests: XCTestCase {
                 classDef cde fill:#fde0e0,stroke:#c00000,stroke-width:2px
                 class z0 cde
             """)
-        XCTAssertEqual(EvidenceReport.mermaidText("x\"];y-->z[\"<|>#`"), "x#quot;]#59;y--#gt;z[#quot;#lt;#124;#gt;#35;#96;")
+        #expect(EvidenceReport.mermaidText("x\"];y-->z[\"<|>#`") == "x#quot;]#59;y--#gt;z[#quot;#lt;#124;#gt;#35;#96;")
         // Every label is one quoted string with no raw quote inside; ids are generated.
         for line in text.split(separator: "\n").dropFirst() where line.contains("[\"") || line.contains("|\"") {
-            XCTAssertEqual(line.filter { $0 == "\"" }.count, 2, String(line))
+            #expect(line.filter { $0 == "\"" }.count == 2, "\(String(line))")
         }
         let markdown = EvidenceReport.markdown(input)
-        XCTAssertTrue(markdown.contains("b&lt;1&gt;\\|#;\\`"), "names escaped in Markdown tables")
+        #expect(markdown.contains("b&lt;1&gt;\\|#;\\`"), "names escaped in Markdown tables")
     }
 
-    func testAssertionsOverTheRunningContainersNameThem() throws {
+    @Test func assertionsOverTheRunningContainersNameThem() throws {
         let policy = try PolicyParser.parse([PolicyFile(name: "p.yaml", text: """
             zones: [{name: a}, {name: b, egress: restricted}]
             rules: [{from: b, to: a, ports: [80/tcp]}, {from: b, to: world, ports: [1000-2000/tcp]}]
@@ -186,20 +186,20 @@ final class EvidenceReportTests: XCTestCase {
         ])
         let evaluator = PolicyEvaluator(policy: policy, inventory: inventory)
         let outcomes = VerifyChecks.assertions(evaluator, matrix: ReachabilityMatrix(evaluator).flows())
-        XCTAssertEqual(outcomes.map(\.holds), [false, false, false, true])
-        XCTAssertEqual(outcomes[0].violations, ["b-1 -> a-1 80/tcp is allowed (rules p.yaml#1)"])
-        XCTAssertEqual(outcomes[1].violations, ["b-1 -> a-1 81/tcp is denied"])
-        XCTAssertEqual(outcomes[2].violations, ["b-1 -> world 1500/tcp is allowed (rules p.yaml#2)"])
+        #expect(outcomes.map(\.holds) == [false, false, false, true])
+        #expect(outcomes[0].violations == ["b-1 -> a-1 80/tcp is allowed (rules p.yaml#1)"])
+        #expect(outcomes[1].violations == ["b-1 -> a-1 81/tcp is denied"])
+        #expect(outcomes[2].violations == ["b-1 -> world 1500/tcp is allowed (rules p.yaml#2)"])
     }
 
-    func testProbeCheckFailsOnLeaksAndUnexplainedBlocksOnly() {
+    @Test func probeCheckFailsOnLeaksAndUnexplainedBlocksOnly() {
         func flow(_ verdict: VerdictKind) -> MatrixFlow { MatrixFlow(from: "a", to: "b", port: ServicePort(80, .tcp), verdict: verdict, rules: []) }
-        XCTAssertEqual(VerifyChecks.probes([EvidenceFlow(flow(.deny), probe: .reached)], ran: true).result, .fail)
-        XCTAssertEqual(VerifyChecks.probes([EvidenceFlow(flow(.allow), probe: .blocked)], ran: true).result, .fail)
-        XCTAssertEqual(VerifyChecks.probes([EvidenceFlow(flow(.allow), probe: .blocked, blockedBy: "Docker")], ran: true).result, .pass)
-        XCTAssertEqual(VerifyChecks.probes([EvidenceFlow(flow(.audit), probe: .reached)], ran: true).result, .pass)
+        #expect(VerifyChecks.probes([EvidenceFlow(flow(.deny), probe: .reached)], ran: true).result == .fail)
+        #expect(VerifyChecks.probes([EvidenceFlow(flow(.allow), probe: .blocked)], ran: true).result == .fail)
+        #expect(VerifyChecks.probes([EvidenceFlow(flow(.allow), probe: .blocked, blockedBy: "Docker")], ran: true).result == .pass)
+        #expect(VerifyChecks.probes([EvidenceFlow(flow(.audit), probe: .reached)], ran: true).result == .pass)
         let notProbed = VerifyChecks.probes([EvidenceFlow(flow(.deny), probe: .notProbed, probeNote: "no SCTP")], ran: true)
-        XCTAssertEqual(notProbed.result, .pass)
-        XCTAssertTrue(notProbed.details.contains { $0.contains("not probed (they do not count as agreeing): no SCTP") }, "\(notProbed.details)")
+        #expect(notProbed.result == .pass)
+        #expect(notProbed.details.contains { $0.contains("not probed (they do not count as agreeing): no SCTP") }, "\(notProbed.details)")
     }
 }

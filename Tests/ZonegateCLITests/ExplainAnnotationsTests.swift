@@ -1,12 +1,12 @@
 import Foundation
-import XCTest
+import Testing
 @testable import ZonegateCLI
 import ZonegateEngine
 import ZonegatePolicy
 
 /// `explain` shows each matching rule's owner, ticket and justification (issue 11), in the
 /// table, Markdown and JSON alike.
-final class ExplainAnnotationsTests: XCTestCase {
+@Suite struct ExplainAnnotationsTests {
     private func explanation(_ from: String, _ to: String, _ port: String) throws -> Explanation {
         let policy = try PolicyParser.parse([PolicyFile(name: "p.yaml", text: """
             zones:
@@ -23,7 +23,7 @@ final class ExplainAnnotationsTests: XCTestCase {
                 justification: "card auth | the `checkout` API"
               - {name: web-to-api, from: web, to: api, ports: [8080/tcp], description: checkout calls}
             """)])
-        XCTAssertEqual(CDEJustification(policy: policy).diagnostics, [])
+        #expect(CDEJustification(policy: policy).diagnostics == [])
         let inventory = Inventory(containers: [
             Container(name: "api-1", labels: ["zonegate.zone": "api"], addresses: [IPAddress("172.18.0.2")!], ports: []),
             Container(name: "pay-1", labels: ["zonegate.zone": "payments"], addresses: [IPAddress("172.18.0.3")!],
@@ -34,47 +34,45 @@ final class ExplainAnnotationsTests: XCTestCase {
         return evaluator.explain(from: evaluator.peer(named: from)!, to: evaluator.peer(named: to)!, port: ServicePort.parse(port)!)
     }
 
-    func testTheRuleAnnotationsInEachFormat() throws {
+    @Test func theRuleAnnotationsInEachFormat() throws {
         let explained = try explanation("api-1", "pay-1", "8443/tcp")
-        XCTAssertEqual(explained.matchingRules.map(\.name), ["api-to-payments"])
+        #expect(explained.matchingRules.map(\.name) == ["api-to-payments"])
         // Each end's zones with their PCI scope.
-        XCTAssertEqual(Array(explained.reasons.prefix(2)), ["source api-1 is a managed container in zone api (pci: connected)",
+        #expect(Array(explained.reasons.prefix(2)) == ["source api-1 is a managed container in zone api (pci: connected)",
                                                             "destination pay-1 is a managed container in zone payments (pci: cde)"])
         let reason = "rule api-to-payments allows api-1 -> pay-1 on 8443/tcp (p.yaml:6:5) "
             + "[owner: payments-platform; ticket: CHG-1234; justification: card auth | the `checkout` API]"
-        XCTAssertTrue(Render.explanationText(explained, markdown: false).contains("\n  - " + reason + "\n"),
-                      Render.explanationText(explained, markdown: false))
+        #expect(Render.explanationText(explained, markdown: false).contains("\n  - " + reason + "\n"), "\(Render.explanationText(explained, markdown: false))")
         // Markdown escapes what would break a table or code span.
         let markdown = Render.explanationText(explained, markdown: true)
-        XCTAssertTrue(markdown.contains("\n- rule api-to-payments allows api-1 -> pay-1 on 8443/tcp (p.yaml:6:5) "
-                                        + "[owner: payments-platform; ticket: CHG-1234; justification: card auth \\| the \\`checkout\\` API]\n"), markdown)
+        #expect(markdown.contains("\n- rule api-to-payments allows api-1 -> pay-1 on 8443/tcp (p.yaml:6:5) "
+                                        + "[owner: payments-platform; ticket: CHG-1234; justification: card auth \\| the \\`checkout\\` API]\n"), "\(markdown)")
         let json = Render.explanationJSON(explained).rendered()
-        let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        XCTAssertEqual(parsed["rules"] as? [String], ["api-to-payments"])
-        XCTAssertTrue((parsed["reasons"] as? [String])?.contains(reason) == true, json)
-        let rules = try XCTUnwrap(parsed["matchingRules"] as? [[String: Any]])
-        XCTAssertEqual(rules.count, 1)
-        XCTAssertEqual(rules[0]["name"] as? String, "api-to-payments")
-        XCTAssertEqual(rules[0]["allows"] as? Bool, true)
-        XCTAssertEqual(rules[0]["owner"] as? String, "payments-platform")
-        XCTAssertEqual(rules[0]["ticket"] as? String, "CHG-1234")
-        XCTAssertEqual(rules[0]["justification"] as? String, "card auth | the `checkout` API")
-        XCTAssertEqual(rules[0]["file"] as? String, "p.yaml")
-        XCTAssertEqual(rules[0]["line"] as? Int, 6)
-        XCTAssertTrue(rules[0]["description"] is NSNull)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect((parsed["rules"] as? [String]) == ["api-to-payments"])
+        #expect((parsed["reasons"] as? [String])?.contains(reason) == true, "\(json)")
+        let rules = try #require(parsed["matchingRules"] as? [[String: Any]])
+        #expect(rules.count == 1)
+        #expect((rules[0]["name"] as? String) == "api-to-payments")
+        #expect((rules[0]["allows"] as? Bool) == true)
+        #expect((rules[0]["owner"] as? String) == "payments-platform")
+        #expect((rules[0]["ticket"] as? String) == "CHG-1234")
+        #expect((rules[0]["justification"] as? String) == "card auth | the `checkout` API")
+        #expect((rules[0]["file"] as? String) == "p.yaml")
+        #expect((rules[0]["line"] as? Int) == 6)
+        #expect(rules[0]["description"] is NSNull)
     }
 
-    func testARuleWithoutAnnotationsAndADeniedFlow() throws {
+    @Test func aRuleWithoutAnnotationsAndADeniedFlow() throws {
         let explained = try explanation("web-1", "api-1", "8080/tcp")
-        XCTAssertTrue(Render.explanationText(explained, markdown: false)
-            .contains("rule web-to-api also covers web-1 -> api-1 on 8080/tcp (p.yaml:13:5) [checkout calls]"),
-                      Render.explanationText(explained, markdown: false))
-        let rules = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(Render.explanationJSON(explained).rendered().utf8))
+        #expect(Render.explanationText(explained, markdown: false)
+            .contains("rule web-to-api also covers web-1 -> api-1 on 8080/tcp (p.yaml:13:5) [checkout calls]"), "\(Render.explanationText(explained, markdown: false))")
+        let rules = try #require((try JSONSerialization.jsonObject(with: Data(Render.explanationJSON(explained).rendered().utf8))
             as? [String: Any])?["matchingRules"] as? [[String: Any]])
-        XCTAssertEqual(rules.first?["allows"] as? Bool, false)
-        XCTAssertTrue(rules.first?["owner"] is NSNull && rules.first?["justification"] is NSNull)
+        #expect((rules.first?["allows"] as? Bool) == false)
+        #expect(rules.first?["owner"] is NSNull && rules.first?["justification"] is NSNull)
         let denied = try explanation("web-1", "pay-1", "8443/tcp")
-        XCTAssertEqual(denied.matchingRules, [])
-        XCTAssertTrue(Render.explanationJSON(denied).rendered().contains("\"matchingRules\": []"))
+        #expect(denied.matchingRules == [])
+        #expect(Render.explanationJSON(denied).rendered().contains("\"matchingRules\": []"))
     }
 }
