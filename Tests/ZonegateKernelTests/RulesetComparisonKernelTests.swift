@@ -16,17 +16,7 @@ struct RulesetComparisonKernelTests {
     init() throws {
         dataplane = try NetlinkDataplane()
         try dataplane.apply(try diff(from: try dataplane.readAll(name: "zonegate"), to: Ruleset()))
-        let policy = try PolicyParser.parse([PolicyFile(name: "p.yaml", text: """
-            zones: [{name: web}, {name: db, egress: restricted}]
-            rules: [{name: web-to-db, from: web, to: db, ports: [5432/tcp]}]
-            """)])
-        let inventory = Inventory(containers: [
-            Container(name: "web-1", labels: ["zonegate.zone": "web"], addresses: [IPAddress("172.18.0.2")!], ports: [ServicePort(80, .tcp)],
-                      attachments: [BridgeAttachment(bridge: "br-t", port: "veth-w", addresses: [IPAddress("172.18.0.2")!])]),
-            Container(name: "db-1", labels: ["zonegate.zone": "db"], addresses: [IPAddress("172.18.0.3")!], ports: [ServicePort(5432, .tcp)],
-                      attachments: [BridgeAttachment(bridge: "br-t", port: "veth-d", addresses: [IPAddress("172.18.0.3")!])]),
-        ], bridges: ["br-t"])
-        desired = RulesetCompiler.ruleset(PolicyEvaluator(policy: policy, inventory: inventory))
+        desired = try webToDatabaseRuleset(bridge: "br-t", webPort: "veth-w", databasePort: "veth-d")
         try dataplane.apply(try diff(from: Ruleset(), to: desired))
     }
 
