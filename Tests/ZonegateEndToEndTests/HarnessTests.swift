@@ -6,7 +6,7 @@ import ZonegateTesting
 /// on a user-defined network (IPv4 and IPv6) and on the default bridge, whose published ports
 /// are reachable from the outside namespace and through the host, and which leaves nothing
 /// behind. The other suites trust these paths when they expect a flow to pass.
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct HarnessTests {
     @Test(arguments: [true, false])
     func privateDockerConnectsContainersWithoutZonegate(userlandProxy: Bool) throws {

@@ -6,7 +6,7 @@ import ZonegateTesting
 /// network, dockerd restarting (its event stream cut), the daemon killed and restarted, policy
 /// edits, and `zonegate teardown`. Each test asserts an allowed and a denied flow, so neither
 /// a blanket drop nor a blanket accept passes.
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct LifecycleTests {
     /// api-1 and db-1 on the user network, and a running daemon.
     private func apiAndDatabase(_ host: EndToEndHost) throws -> (api: String, db: String) {

@@ -5,7 +5,7 @@ import ZonegateTesting
 /// A policy whose compile is long (hundreds of CIDR endpoints, as in issue 10: 197 zones, 2,000
 /// rules, 250 distinct /32s) never blocks the daemon: a container started while it compiles is
 /// enforced with the policy in force, and SIGTERM ends the daemon at once.
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct LongCompileTests {
     /// basePolicy's zones and rules, plus `zones` zones, `rules` rules and `cidrs` /32 CIDRs among
     /// their destinations (deterministic).

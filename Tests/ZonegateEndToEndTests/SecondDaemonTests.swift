@@ -5,7 +5,7 @@ import ZonegateTesting
 /// One `zonegate run` per host (cli.md): a second one, started by mistake with a policy that
 /// would open everything, refuses with exit 2 naming the first's pid, before it touches the
 /// kernel; the first keeps enforcing. Once the first stops, a new one starts.
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct SecondDaemonTests {
     /// zonegate's tables, without counters (`-s`), as text.
     static func zonegateTables() throws -> String {

@@ -5,7 +5,7 @@ import ZonegateTesting
 /// `docker run --rm ... true` many times: a container gone before zonegate could look into it
 /// is not "not enforced" (issue 10 counted 80 false warnings in 200 runs), and the daemon's
 /// enforcement of the others is unaffected.
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct ShortLivedContainerTests {
     static let runs = 40
 

@@ -6,7 +6,7 @@ import ZonegateTesting
 /// a user-defined network (IPv4 and IPv6) and on the default bridge, from the host, from an
 /// outside namespace to published ports, and from a container to another's published port
 /// through the host, with Docker's userland proxy on and off.
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct VerdictTests {
     /// One probe: where it runs, where it goes, and which matrix row must decide it (`port` is
     /// the destination container's own port, behind a published one).

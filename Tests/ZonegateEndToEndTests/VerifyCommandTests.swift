@@ -5,7 +5,7 @@ import ZonegateTesting
 /// `zonegate verify` on the private dockerd: passes on a reconciled host; fails when a container
 /// starts while the daemon is stopped, and passes again once it is gone; with --probe fails on
 /// an accept rule planted in zonegate's chain, the leak visible in the probe rows.
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil, Comment(rawValue: EndToEndTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct VerifyCommandTests {
     func verify(_ host: EndToEndHost, _ extra: [String] = []) throws -> (CommandOutcome, Duration) {
         let clock = ContinuousClock()
@@ -73,7 +73,7 @@ struct VerifyCommandTests {
 /// neighbour tables overflowed (arp_cache table_fulls +1,050 in the run; the engine read no table in
 /// this non-initial namespace and counted one end of each pair). Now 649-650 reached in ~48 s, with
 /// an overflow warning in the probes' details (docs/verify-probes.md, "Measured").
-@Suite(.serialized, .enabled(if: EndToEndTestGuard.reasonToSkip == nil && ProcessInfo.processInfo.environment["ZONEGATE_VERIFY_SCALE"] == "1"))
+@Suite(.serialized, .enabled(if: try ProcessInfo.processInfo.environment["ZONEGATE_VERIFY_SCALE"] == "1" && TestLayer.endToEnd.runs()))
 struct VerifyScaleTests {
     @Test func verifyProbesFiftyContainers() throws {
         let host = try EndToEndHost()

@@ -7,7 +7,7 @@ import ZonegateTesting
 
 /// The compiled ruleset of the shipped example policy, in the kernel: it loads, reads back
 /// equal, lists as nft text that nft reads back, and container changes touch elements only.
-@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.kernel.runs(), "kernel tests: ZONEGATE_KERNEL_TESTS=1 (make test)"))
 struct CompiledRulesetTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -9,7 +9,7 @@ import ZonegateTesting
 /// The deny and audit chains log to NFLOG, and `FlowLogReader` hands back exactly the flows the
 /// kernel judged, with their addresses, ports, bridge ports and kind. Runs in the test's private
 /// network namespace with `PacketVerdictTests`' fake host and policy.
-@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.kernel.runs(), "kernel tests: ZONEGATE_KERNEL_TESTS=1 (make test)"))
 struct FlowLogReaderTests {
     /// What identifies a logged flow here (the source port is the client's ephemeral one).
     struct Seen: Hashable, CustomStringConvertible {

@@ -6,7 +6,7 @@ import ZonegateTesting
 /// Kernel tests: run only as root, with ZONEGATE_KERNEL_TESTS=1, inside a private
 /// network namespace (`make test-kernel` runs `unshare -n -- swift test ...`).
 /// Serialized because they all own the same tables.
-@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.kernel.runs(), "kernel tests: ZONEGATE_KERNEL_TESTS=1 (make test)"))
 struct KernelRoundTripTests {
     let dataplane: NetlinkDataplane
 

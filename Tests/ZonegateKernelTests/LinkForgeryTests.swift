@@ -11,7 +11,7 @@ import ZonegateTesting
 /// frame onto its own veth. Each forgery is first shown to work with no zonegate tables (so the
 /// test cannot pass by sending nothing that matters), then shown to change nothing in the other
 /// containers once zonegate enforces, while neighbour discovery between containers still works.
-@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.kernel.runs(), "kernel tests: ZONEGATE_KERNEL_TESTS=1 (make test)"))
 struct LinkForgeryTests {
     /// Sends `count` Ethernet frames built by `kind`, from the namespace's eth0 (AF_PACKET: any
     /// source address and hop limit). The ICMPv6 checksum is computed here.

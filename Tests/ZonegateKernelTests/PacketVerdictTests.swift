@@ -9,7 +9,7 @@ import ZonegateTesting
 /// veth pairs in bridges, the outside world a routed namespace, Docker's published-port DNAT a
 /// stand-in table. For every flow, what gets through must equal the engine's verdict.
 /// Everything runs inside the test's private network and mount namespaces.
-@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.kernel.runs(), "kernel tests: ZONEGATE_KERNEL_TESTS=1 (make test)"))
 struct PacketVerdictTests {
     static let policyText = """
         zones:

@@ -9,7 +9,7 @@ import ZonegateTesting
 
 /// The probe engine of `verify --probe` against zonegate's compiled ruleset in the kernel: fake
 /// containers (namespaces on a bridge), the host, and the engine's own outside namespace.
-@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.kernel.runs(), "kernel tests: ZONEGATE_KERNEL_TESTS=1 (make test)"))
 struct ProbeEngineTests {
     static let policyText = """
         zones:
@@ -269,7 +269,7 @@ struct ProbeEngineTests {
 
 /// The child of `aRunInterruptedBySIGTERMLeavesNothingBehind`: runs the engine with long
 /// timeouts until it is killed. Runs only when the parent test sets ZONEGATE_PROBE_CHILD.
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["ZONEGATE_PROBE_CHILD"] != nil && KernelTestGuard.reasonToSkip == nil))
+@Suite(.enabled(if: try ProcessInfo.processInfo.environment["ZONEGATE_PROBE_CHILD"] != nil && TestLayer.kernel.runs()))
 struct ProbeEngineChild {
     @Test func runUntilKilled() throws {
         let spec = ProcessInfo.processInfo.environment["ZONEGATE_PROBE_CHILD"] ?? ""

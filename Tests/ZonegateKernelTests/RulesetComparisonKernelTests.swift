@@ -8,7 +8,7 @@ import ZonegateTesting
 /// verify's ruleset check against a real kernel (private network namespace): the compiled tables
 /// loaded through the dataplane read back with no difference; changes made behind zonegate's
 /// back with `nft` are each named.
-@Suite(.serialized, .enabled(if: KernelTestGuard.reasonToSkip == nil, Comment(rawValue: KernelTestGuard.reasonToSkip ?? "")))
+@Suite(.serialized, .enabled(if: try TestLayer.kernel.runs(), "kernel tests: ZONEGATE_KERNEL_TESTS=1 (make test)"))
 struct RulesetComparisonKernelTests {
     let dataplane: NetlinkDataplane
     let desired: Ruleset

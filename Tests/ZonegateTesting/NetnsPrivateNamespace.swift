@@ -9,10 +9,9 @@ public enum PrivateNetworkNamespace {
     static let netnsDirectorySource = "zonegate-test-netns"
     static let netnsDirectory = "/run/netns"
 
-    /// Why kernel tests must not run here, or nil when they may. Tests turn a non-nil
-    /// answer into a skip: `if let reason = PrivateNetworkNamespace.unmetPrecondition() { throw XCTSkip(reason) }`.
+    /// Why kernel tests must not run here, or nil when they may (`TestLayer.runs()` asks it).
     public static func unmetPrecondition() -> String? {
-        let launch = "run the kernel tests as root under `unshare --net --mount -- swift test ...` (see `make test-kernel`)"
+        let launch = "run the kernel tests as root under `unshare --net --mount -- swift test ...` (see `make test`)"
         guard geteuid() == 0 else {
             return "kernel tests need root; \(launch)"
         }

@@ -1,20 +1,5 @@
 import Foundation
 
-/// Guards for the end-to-end tests: a real dockerd and the `zonegate` binary, as root, inside
-/// network and mount namespaces of their own (`unshare --net --mount`), never the host's.
-public enum EndToEndTestGuard {
-    /// The environment variable that opts in to end-to-end tests.
-    public static let variable = "ZONEGATE_E2E_TESTS"
-
-    /// Why end-to-end tests cannot run here; nil when they can.
-    public static var reasonToSkip: String? {
-        guard ProcessInfo.processInfo.environment[variable] == "1" else {
-            return "end-to-end tests skipped: set \(variable)=1 and run them through `make test`"
-        }
-        return PrivateNetworkNamespace.unmetPrecondition()
-    }
-}
-
 /// A container of a `PrivateDocker`, as the tests probe it: its network namespace is attached
 /// under `/run/netns` (private to the test), so probes run in it even while dockerd is down.
 public struct PrivateContainer: ProbeSite, Hashable {
