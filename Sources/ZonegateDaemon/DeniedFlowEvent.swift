@@ -48,6 +48,11 @@ public enum DeniedFlowEvent {
         ("\(count) denied-flow event\(count == 1 ? "" : "s") lost", ["lost": .number(count), "reason": "the flow log socket overflowed"])
     }
 
+    /// The event for flows the rate limit kept out of the log: "3 denied-flow events suppressed".
+    public static func suppressed(_ count: Int) -> (message: String, metadata: Logger.Metadata) {
+        ("\(count) denied-flow event\(count == 1 ? "" : "s") suppressed", ["suppressed": .number(count)])
+    }
+
     private static func zones(of peer: Peer, _ evaluator: PolicyEvaluator) -> [String]? {
         guard case .container(let index) = peer else { return nil }
         return evaluator.zoneNames(ofContainer: index)
@@ -89,13 +94,14 @@ public enum DeniedFlowEvent {
 /// A token bucket for denied-flow events, on top of the kernel's own limit, so that a flood
 /// cannot flood the log: `rate` events a second with bursts of `burst`; what it suppresses is
 /// counted and reported as one "N denied-flow events suppressed" line at most once per
-/// `summaryInterval`. A value: the caller passes the time, and keeps one per log stream.
-public struct EventRateLimiter: Sendable {
+/// `summaryInterval`. A value: the caller passes the time, as an instant of its clock, and keeps
+/// one per log stream.
+public struct EventRateLimiter<Instant: InstantProtocol<Duration>>: Sendable {
     /// What to do with one event.
     public struct Admission: Equatable, Sendable {
         /// Log the event.
         public var log: Bool
-        /// Log `suppressedMessage(count)` first: events suppressed since the last summary.
+        /// Log `DeniedFlowEvent.suppressed(count)` first: events suppressed since the last summary.
         public var suppressedSummary: Int?
 
         public init(log: Bool, suppressedSummary: Int?) {
@@ -108,10 +114,10 @@ public struct EventRateLimiter: Sendable {
     public let burst: Int
     public let summaryInterval: Duration
     private var tokens: Double
-    private var refilled: ContinuousClock.Instant?
+    private var refilled: Instant?
     private var suppressed = 0
     /// When the first event since the last summary was suppressed.
-    private var suppressingSince: ContinuousClock.Instant?
+    private var suppressingSince: Instant?
 
     public init(rate: Double = 20, burst: Int = 40, summaryInterval: Duration = .seconds(10)) {
         self.rate = rate
@@ -121,9 +127,9 @@ public struct EventRateLimiter: Sendable {
     }
 
     /// Takes a token for an event at `now`: logged if one was left, counted as suppressed if not.
-    public mutating func admit(at now: ContinuousClock.Instant) -> Admission {
+    public mutating func admit(at now: Instant) -> Admission {
         if let refilled {
-            let elapsed = Double((now - refilled) / .microseconds(1)) / 1_000_000
+            let elapsed = Double(refilled.duration(to: now) / .microseconds(1)) / 1_000_000
             tokens = min(Double(burst), tokens + max(0, elapsed) * rate)
         }
         refilled = now
@@ -139,14 +145,9 @@ public struct EventRateLimiter: Sendable {
 
     /// The count to report once events have been suppressed for `summaryInterval`; call it from
     /// a timer too, so that the end of a flood is reported without waiting for the next event.
-    public mutating func summary(at now: ContinuousClock.Instant) -> Int? {
-        guard suppressed > 0, let suppressingSince, now - suppressingSince >= summaryInterval else { return nil }
+    public mutating func summary(at now: Instant) -> Int? {
+        guard suppressed > 0, let suppressingSince, suppressingSince.duration(to: now) >= summaryInterval else { return nil }
         defer { suppressed = 0 }
         return suppressed
-    }
-
-    /// "3 denied-flow events suppressed".
-    public static func suppressedMessage(_ count: Int) -> String {
-        "\(count) denied-flow event\(count == 1 ? "" : "s") suppressed"
     }
 }

@@ -15,14 +15,19 @@ public struct ReconcilerTiming: Sendable {
     public var policyPollInterval: Duration
     /// The first wait before reconnecting a broken event stream; it doubles up to `maximumBackoff`.
     public var initialBackoff: Duration
+    /// The longest wait before reconnecting, and the wait before retrying a pass that failed.
     public var maximumBackoff: Duration
+    /// How often the end of a flood of denied flows is looked for, to report what was suppressed.
+    public var suppressedFlowReportInterval: Duration
 
     public init(resyncInterval: Duration = .seconds(30), policyPollInterval: Duration = .seconds(1),
-                initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(5)) {
+                initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(5),
+                suppressedFlowReportInterval: Duration = .seconds(1)) {
         self.resyncInterval = resyncInterval
         self.policyPollInterval = policyPollInterval
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff
+        self.suppressedFlowReportInterval = suppressedFlowReportInterval
     }
 }
 
@@ -83,15 +88,19 @@ public struct StartupFailure: Error, CustomStringConvertible {
 /// policy, keeping the last good one when the new one is invalid. It stops on graceful shutdown,
 /// leaving its rules in the kernel.
 ///
+/// Its timers, backoffs and retries run on `clock` (`ContinuousClock` in production), so that
+/// tests move time by hand instead of waiting for it.
+///
 /// A full compile (start, reload, resync, a change the per-container path cannot take) runs on a
 /// thread of its own, never on the reconciler: however long it takes, events for containers the
 /// enforced policy can classify keep being applied with that policy, and shutdown is not held
 /// up (an unfinished compile is abandoned; the kernel keeps the last rules applied). A newer
 /// policy cancels and replaces a compile of an older one; a compile asked for by Docker changes
 /// while one runs waits for it and then follows, so that a stream of changes cannot starve it.
-public actor Reconciler: Service {
+public actor Reconciler<C: Clock<Duration>>: Service {
     private let environment: ReconcilerEnvironment
     private let timing: ReconcilerTiming
+    private let clock: C
     private let logger: Logger
     private let mailbox = Mailbox()
 
@@ -105,6 +114,8 @@ public actor Reconciler: Service {
     private var followUp: (reasons: [String], takeOver: Bool)?
     private var compileGeneration = 0
     private let finishedCompiles = FinishedCompiles()
+    /// Superseded compiles still running on their threads, by generation: their end is logged.
+    private var abandoned: [Int: PendingCompile] = [:]
     /// The policy directory's fingerprint taken just before the policy was last read: a change
     /// made at any moment after that read is noticed.
     private var policyFingerprint = ""
@@ -120,12 +131,12 @@ public actor Reconciler: Service {
     private var ready = false
     /// The policy applied to the containers as last enforced: what names the ends of a denied flow.
     private var evaluator: PolicyEvaluator?
-    private var deniedFlowLimiter = EventRateLimiter()
+    private var deniedFlowLimiter = EventRateLimiter<C.Instant>()
     /// Flows already reported, and when: a dropped TCP SYN never confirms its conntrack entry,
     /// so each retransmission is "new" again and logged again by the kernel; one attempt is
     /// one event.
-    private var recentDeniedFlows: [LoggedFlow: ContinuousClock.Instant] = [:]
-    static let repeatedFlowWindow: Duration = .seconds(10)
+    private var recentDeniedFlows: [LoggedFlow: C.Instant] = [:]
+    static var repeatedFlowWindow: Duration { .seconds(10) }
 
     /// A container as last enforced, for the log.
     struct ClassifiedContainer: Equatable {
@@ -134,10 +145,15 @@ public actor Reconciler: Service {
         var addresses: [IPAddress]
     }
 
-    public init(environment: ReconcilerEnvironment, timing: ReconcilerTiming = ReconcilerTiming(), logger: Logger) {
+    public init(environment: ReconcilerEnvironment, timing: ReconcilerTiming = ReconcilerTiming(), clock: C, logger: Logger) {
         self.environment = environment
         self.timing = timing
+        self.clock = clock
         self.logger = logger
+    }
+
+    public init(environment: ReconcilerEnvironment, timing: ReconcilerTiming = ReconcilerTiming(), logger: Logger) where C == ContinuousClock {
+        self.init(environment: environment, timing: timing, clock: ContinuousClock(), logger: logger)
     }
 
     /// Asks for the policy to be read again (SIGHUP).
@@ -161,7 +177,7 @@ public actor Reconciler: Service {
                 group.addTask { try await self.reconcileLoop() }
                 if let flowLog = self.environment.flowLog {
                     group.addTask { await self.logDeniedFlows(flowLog) }
-                    group.addTask { await self.tick(every: .seconds(1)) { await self.reportSuppressedFlows() } }
+                    group.addTask { await self.tick(every: self.timing.suppressedFlowReportInterval) { await self.reportSuppressedFlows() } }
                 }
                 try await group.next()
                 group.cancelAll()
@@ -229,17 +245,17 @@ public actor Reconciler: Service {
                 ])
             }
             stream = nil
-            try? await Task.sleep(for: backoff)
+            try? await clock.sleep(for: backoff)
             backoff = min(backoff * 2, timing.maximumBackoff)
         }
     }
 
     private nonisolated func tick(every interval: Duration, _ action: @Sendable () async -> Void) async {
-        while (try? await Task.sleep(for: interval)) != nil { await action() }
+        while (try? await clock.sleep(for: interval)) != nil { await action() }
     }
 
     private func watchPolicyDirectory() async {
-        while (try? await Task.sleep(for: timing.policyPollInterval)) != nil {
+        while (try? await clock.sleep(for: timing.policyPollInterval)) != nil {
             let now = environment.policyFingerprint()
             if now != policyFingerprint {
                 policyFingerprint = now
@@ -374,7 +390,7 @@ public actor Reconciler: Service {
         var reasons: [String]
         /// Compare with the kernel itself (start, resync), not with what was last written.
         var takeOver: Bool
-        var started: ContinuousClock.Instant
+        var started: C.Instant
         /// Containers whose bridge port was not found when the inventory was built.
         var portFailures: [String: PortFailure]
         /// Containers that changed after the inventory was built: applied again once it is.
@@ -394,6 +410,7 @@ public actor Reconciler: Service {
             // Abandoned, not awaited: a compile that ignores its cancellation ends on its own thread.
             running.task.cancel()
             compiling = nil
+            abandoned[running.generation] = running
             logger.info("compile superseded by a newer policy", metadata: ["policy": "\(running.policy.digest)"])
             reasons = running.reasons + reasons
             takeOver = takeOver || running.takeOver
@@ -428,14 +445,22 @@ public actor Reconciler: Service {
             mailbox.post { $0.compileFinished = true }
         }
         compiling = PendingCompile(generation: generation, task: task, policy: policy, reasons: reasons, takeOver: takeOver,
-                                   started: .now, portFailures: portFailures)
+                                   started: clock.now, portFailures: portFailures)
     }
 
     /// Applies the result of the compile in flight, if it has finished: the kernel then holds the
     /// policy it compiled; containers changed meanwhile are applied on top, and a compile asked
     /// for meanwhile starts. Before "ready", a kernel refusal ends the run (cli.md: exit 2).
     private func applyFinishedCompile() async throws {
-        guard let pending = compiling, let outcome = finishedCompiles.take(pending.generation) else { return }
+        let finished = finishedCompiles.takeAll()
+        for generation in finished.keys.sorted() {
+            // Its thread is free again; its result is moot.
+            guard let gone = abandoned.removeValue(forKey: generation) else { continue }
+            logger.debug("superseded compile ended; its result is dropped", metadata: [
+                "policy": "\(gone.policy.digest)", "duration_ms": .milliseconds(gone.started.duration(to: clock.now)),
+            ])
+        }
+        guard let pending = compiling, let outcome = finished[pending.generation] else { return }
         compiling = nil
         let pass: CompiledPass
         switch outcome {
@@ -475,7 +500,7 @@ public actor Reconciler: Service {
             ready = true
             logger.info("ready", metadata: [
                 "policy": "\(pending.policy.digest)", "containers": .number(classified.count),
-                "duration_ms": .milliseconds(ContinuousClock.now - pending.started),
+                "duration_ms": .milliseconds(pending.started.duration(to: clock.now)),
             ])
         }
         // Changes that came while it compiled were applied with the policy then in force; the
@@ -495,8 +520,8 @@ public actor Reconciler: Service {
 
     private func retryLater(_ work: Mailbox.Work) {
         let delay = timing.maximumBackoff
-        Task { [mailbox] in
-            try? await Task.sleep(for: delay)
+        Task { [mailbox, clock] in
+            try? await clock.sleep(for: delay)
             mailbox.post { $0.resync = true; $0.reasons.append("retry after an error") }
         }
     }
@@ -517,7 +542,7 @@ public actor Reconciler: Service {
     /// named, not the number on the host.
     private func enforce(changed ids: Set<String>, previousNames: [String: String], reasons: [String]) throws -> Bool {
         guard let policy, ready else { return false }
-        let started = ContinuousClock.now
+        let started = clock.now
         let names = Set(previousNames.values).union(ids.compactMap { containers[$0]?.name })
         guard !reportedUnenforced.contains(where: { names.contains($0.container) }) else { return false }
         var changes: [ContainerChange] = []
@@ -581,11 +606,11 @@ public actor Reconciler: Service {
 
     /// Logs what a pass changed: as drift (a warning naming the operations that undid it) when the
     /// kernel held what zonegate had not written, as applied otherwise.
-    private func logApplied(_ report: EnforcementReport, reasons: [String], started: ContinuousClock.Instant, drift: Transaction?) {
+    private func logApplied(_ report: EnforcementReport, reasons: [String], started: C.Instant, drift: Transaction?) {
         guard !report.transaction.isEmpty, let policy else { return }
         var metadata: Logger.Metadata = [
             "reason": "\(reasons.joined(separator: "; "))", "change": "\(summary(of: report.transaction))",
-            "duration_ms": .milliseconds(ContinuousClock.now - started), "policy": "\(policy.digest)",
+            "duration_ms": .milliseconds(started.duration(to: clock.now)), "policy": "\(policy.digest)",
         ]
         if !report.endedConnections.isEmpty { metadata["ended_connections"] = .number(report.endedConnections.count) }
         if let drift {
@@ -620,10 +645,12 @@ public actor Reconciler: Service {
                     let event = DeniedFlowEvent.lost(count)
                     logger.warning("\(event.message)", metadata: event.metadata)
                 case .flow(let flow):
-                    guard isFirstReport(of: flow, at: .now) else { continue }
-                    let admission = deniedFlowLimiter.admit(at: .now)
+                    let now = clock.now
+                    guard isFirstReport(of: flow, at: now) else { continue }
+                    let admission = deniedFlowLimiter.admit(at: now)
                     if let suppressed = admission.suppressedSummary {
-                        logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": .number(suppressed)])
+                        let event = DeniedFlowEvent.suppressed(suppressed)
+                        logger.warning("\(event.message)", metadata: event.metadata)
                     }
                     guard admission.log, let evaluator = currentEvaluator() else { continue }
                     let event = DeniedFlowEvent.make(flow, evaluator: evaluator, hostAddresses: environment.hostAddresses())
@@ -635,17 +662,18 @@ public actor Reconciler: Service {
         }
     }
 
-    private func isFirstReport(of flow: LoggedFlow, at now: ContinuousClock.Instant) -> Bool {
-        if let seen = recentDeniedFlows[flow], now - seen < Self.repeatedFlowWindow { return false }
-        if recentDeniedFlows.count >= 4096 { recentDeniedFlows = recentDeniedFlows.filter { now - $0.value < Self.repeatedFlowWindow } }
+    private func isFirstReport(of flow: LoggedFlow, at now: C.Instant) -> Bool {
+        if let seen = recentDeniedFlows[flow], seen.duration(to: now) < Self.repeatedFlowWindow { return false }
+        if recentDeniedFlows.count >= 4096 { recentDeniedFlows = recentDeniedFlows.filter { $0.value.duration(to: now) < Self.repeatedFlowWindow } }
         recentDeniedFlows[flow] = now
         return true
     }
 
     /// The end of a flood is reported without waiting for the next event.
     private func reportSuppressedFlows() {
-        if let suppressed = deniedFlowLimiter.summary(at: .now) {
-            logger.warning("\(EventRateLimiter.suppressedMessage(suppressed))", metadata: ["suppressed": .number(suppressed)])
+        if let suppressed = deniedFlowLimiter.summary(at: clock.now) {
+            let event = DeniedFlowEvent.suppressed(suppressed)
+            logger.warning("\(event.message)", metadata: event.metadata)
         }
     }
 
@@ -747,11 +775,11 @@ final class FinishedCompiles: Sendable {
         results.withLock { $0[generation] = outcome }
     }
 
-    /// The result of `generation`, if it finished; the results of older generations are dropped.
-    func take(_ generation: Int) -> Result<CompiledPass, Error>? {
+    /// The results stored since the last call, by generation.
+    func takeAll() -> [Int: Result<CompiledPass, Error>] {
         results.withLock { results in
-            defer { results = results.filter { $0.key > generation } }
-            return results[generation]
+            defer { results = [:] }
+            return results
         }
     }
 }

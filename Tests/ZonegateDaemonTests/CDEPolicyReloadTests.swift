@@ -42,19 +42,21 @@ import ZonegatePolicy
         // the rule that would have been fine.
         let unjustified = Self.justified + "\n  - {name: web-to-api-admin, from: web, to: api, ports: [9443/tcp], owner: someone}\n"
         harness.policyText.withLock { $0 = unjustified }
+        #expect(await harness.advance(by: ReconcilerTests.timing.policyPollInterval))
         #expect(await ReconcilerTests.eventually { !harness.messages("policy rejected; still enforcing the last good policy").isEmpty },
                 "\(harness.lines.withLock { $0 })")
         let errors = harness.entries.filter { ($0["location"] as? String) == "p.yaml:12:5" }
         #expect(errors.count == 1)
         #expect((errors.first?["message"] as? String)?.contains("rule web-to-api-admin can allow flows into a CDE zone: its to names api (pci: cde); add a non-empty justification") == true,
                 "\(errors)")
-        try await Task.sleep(for: .milliseconds(100))
+        // Rejected in the pass that read it, which then ends: nothing was compiled or applied.
         #expect(harness.dataplane.ruleset == good)
         #expect(harness.messages("policy loaded").isEmpty)
 
         // Justified, it is loaded, and both CDE rules are logged for it.
         let fixed = unjustified.replacingOccurrences(of: "owner: someone}", with: "owner: someone, justification: operators' admin port}")
         harness.policyText.withLock { $0 = fixed }
+        #expect(await harness.advance(by: ReconcilerTests.timing.policyPollInterval))
         #expect(await ReconcilerTests.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api], policy: fixed)) })
         #expect(await ReconcilerTests.eventually { harness.messages("rule reaches the CDE").count == 3 })
         #expect(harness.messages("rule reaches the CDE").last?["rule"] as? String == "web-to-api-admin")

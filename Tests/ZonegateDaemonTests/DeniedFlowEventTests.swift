@@ -4,6 +4,7 @@ import ZonegateDaemon
 import ZonegateEngine
 import ZonegatePolicy
 import ZonegateRuleset
+import ZonegateTesting
 
 /// The denied-flow event (policy.md step 7) built from a logged flow and the policy in force,
 /// and the daemon's rate limit on those events.
@@ -124,8 +125,8 @@ struct DeniedFlowEventTests {
     // MARK: - Rate limit
 
     @Test func aBurstPassesThenEventsAreSuppressedAndSummarisedOncePerInterval() {
-        var limiter = EventRateLimiter(rate: 2, burst: 3, summaryInterval: .seconds(10))
-        let start = ContinuousClock.now
+        var limiter = EventRateLimiter<ManualClock.Instant>(rate: 2, burst: 3, summaryInterval: .seconds(10))
+        let start = ManualClock.Instant(offset: .zero)
         let first = (0..<5).map { _ in limiter.admit(at: start) }
         #expect(first.map(\.log) == [true, true, true, false, false])
         #expect(first.allSatisfy { $0.suppressedSummary == nil }, "no summary before the interval has passed")
@@ -136,12 +137,13 @@ struct DeniedFlowEventTests {
         // The flood goes on: the event after the interval carries one summary line.
         #expect(limiter.admit(at: start + .seconds(10)) == .init(log: true, suppressedSummary: 3))
         #expect(limiter.summary(at: start + .seconds(30)) == nil, "nothing suppressed since the summary")
-        #expect(EventRateLimiter.suppressedMessage(3) == "3 denied-flow events suppressed")
+        #expect(DeniedFlowEvent.suppressed(3).message == "3 denied-flow events suppressed")
+        #expect(DeniedFlowEvent.suppressed(3).metadata["suppressed"] == .number(3))
     }
 
     @Test func aFloodIsHeldToTheRate() {
-        var limiter = EventRateLimiter(rate: 20, burst: 40, summaryInterval: .seconds(10))
-        let start = ContinuousClock.now
+        var limiter = EventRateLimiter<ManualClock.Instant>(rate: 20, burst: 40, summaryInterval: .seconds(10))
+        let start = ManualClock.Instant(offset: .zero)
         // 10 000 events a second for 10 seconds.
         var logged = 0, summarised = 0
         for index in 0..<100_000 {

@@ -19,6 +19,7 @@ import ZonegateDaemon
         #expect(throws: HostLock.Refusal.self) { try HostLock(path: path) }
         do {
             _ = try HostLock(path: path)
+            Issue.record("a second lock was taken")
         } catch let refusal as HostLock.Refusal {
             #expect(refusal.holder == getpid())
             #expect(refusal.description.contains("pid \(getpid())"), "\(refusal)")

@@ -18,8 +18,8 @@ final class Locked<Value: Sendable>: Sendable {
     func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
 }
 
-/// The reconciler against a fake Docker engine and a fake dataplane: what reaches the "kernel",
-/// in how many transactions, and what the log says.
+/// The reconciler against a fake Docker engine, a fake dataplane and a clock the test moves: what
+/// reaches the "kernel", in how many transactions, and what the log says.
 @Suite struct ReconcilerTests {
     static let policyText = """
         zones:
@@ -37,20 +37,24 @@ final class Locked<Value: Sendable>: Sendable {
                                                    macAddress: "02:42:ac:11:00:\(String(host, radix: 16))")])
     }
 
+    /// What the harness's reconciler waits for, on its clock.
+    static let timing = ReconcilerTiming(resyncInterval: .seconds(3600))
+
     /// One reconciler with its fakes, running in the background until `stop()`.
     final class Harness: Sendable {
         let engine: FakeDockerEngine
         let dataplane: FakeDataplane
         let policyText: Locked<String>
         let lines = Locked<[String]>([])
-        let reconciler: Reconciler
+        /// The reconciler's clock: its timers fire only when the test advances it.
+        let clock = ManualClock()
+        let reconciler: Reconciler<ManualClock>
         private let task = Locked<Task<Void, Error>?>(nil)
 
         /// Stands for the kernel's NFLOG of denied flows.
         let flowLog: AsyncThrowingStream<FlowLogRecord, Error>.Continuation
 
         init(containers: [DockerContainer], initial: Ruleset = Ruleset(), policy: String = ReconcilerTests.policyText,
-             resyncInterval: Duration = .seconds(3600),
              bridgePorts: @escaping @Sendable (DockerContainer) throws -> String = { "veth" + $0.name },
              compile: @escaping @Sendable (PolicyEvaluator) async throws -> CompiledRuleset = { CompiledRuleset($0) }) {
             let (flowRecords, flowLog) = AsyncThrowingStream.makeStream(of: FlowLogRecord.self, throwing: Error.self)
@@ -69,10 +73,16 @@ final class Locked<Value: Sendable>: Sendable {
                 policyFingerprint: { [policyText] in policyText.withLock { $0 } },
                 bridgePorts: { { container, _, _ in try bridgePorts(container) } },
                 flowLog: flowRecords, compile: compile)
-            reconciler = Reconciler(environment: environment,
-                                    timing: ReconcilerTiming(resyncInterval: resyncInterval, policyPollInterval: .milliseconds(20),
-                                                             initialBackoff: .milliseconds(10), maximumBackoff: .milliseconds(50)),
-                                    logger: logger)
+            reconciler = Reconciler(environment: environment, timing: ReconcilerTests.timing, clock: clock, logger: logger)
+        }
+
+        /// Advances the reconciler's clock once `sleepers` tasks sleep on it, so that the advance
+        /// reaches each of them: when idle, its three timers (resync, policy poll, suppressed-flow
+        /// report); one more for each backoff or retry under way.
+        func advance(by duration: Duration, sleepers: Int = 3) async -> Bool {
+            guard await clock.waitForSleepers(sleepers) else { return false }
+            clock.advance(by: duration)
+            return true
         }
 
         func start() {
@@ -103,7 +113,9 @@ final class Locked<Value: Sendable>: Sendable {
         }
     }
 
-    /// Polls `condition` for at most `timeout`.
+    /// Waits until `condition` holds, for work that runs on its own (the reconciler's actor, a
+    /// compile's thread), not on the clock. `timeout` is wall time and only keeps a broken test
+    /// from hanging: false then, never a pass.
     static func eventually(_ timeout: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
@@ -159,11 +171,14 @@ final class Locked<Value: Sendable>: Sendable {
         #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
         #expect(Self.isElementsOnly(harness.dataplane.transactions.last!))
         #expect(harness.messages("container gone").contains { $0["container"] as? String == "web2" })
-        // docker exec and other noise change nothing and cost no inspect.
+        // docker exec and other noise change nothing and cost no inspect: once a start sent after
+        // it is enforced, the noise has been read, and only the started container was inspected.
         let inspects = harness.engine.calls.inspectContainer
         harness.engine.emit(DockerEvent(type: "container", action: "exec_start: sh", actorID: web.id))
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(harness.engine.calls.inspectContainer == inspects)
+        let third = Self.container("web3", zone: "web", host: 5)
+        harness.engine.start(third)
+        #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, third, api])) })
+        #expect(harness.engine.calls.inspectContainer == inspects + 1)
         _ = await harness.stop()
     }
 
@@ -178,18 +193,25 @@ final class Locked<Value: Sendable>: Sendable {
         harness.engine.breakStreams()
         let web = Self.container("web1", zone: "web", host: 2)
         harness.engine.upsert(web)
-        try await Task.sleep(for: .milliseconds(100))
+        let broke = "Docker event stream broke; reconnecting"
+        #expect(await Self.eventually { harness.messages(broke).count == 1 })
+        // The first reconnect comes after the initial backoff, and fails: Docker is still down.
+        #expect(await harness.advance(by: Self.timing.initialBackoff, sleepers: 4))
+        #expect(await Self.eventually { harness.messages(broke).count == 2 })
+        #expect(harness.messages(broke).map { $0["retry_in_ms"] as? Double } == [100, 200], "the backoff doubles")
+        #expect(harness.engine.calls.events == 2)
         #expect(harness.dataplane.ruleset == (try harness.expected([api])), "nothing changes while Docker cannot be read")
         harness.engine.failEvents(with: nil)
+        #expect(await harness.advance(by: Self.timing.initialBackoff * 2, sleepers: 4))
         #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
         #expect(!harness.messages("Docker event stream reconnected; resynchronising").isEmpty)
-        #expect(harness.engine.calls.events >= 2)
+        #expect(harness.engine.calls.events == 3)
         _ = await harness.stop()
     }
 
     @Test func periodicResyncRepairsDriftAndLogsIt() async throws {
         let api = Self.container("api1", zone: "api", host: 3)
-        let harness = Harness(containers: [api], resyncInterval: .milliseconds(100))
+        let harness = Harness(containers: [api])
         harness.start()
         #expect(await Self.eventually { !harness.messages("ready").isEmpty })
         let desired = try harness.expected([api])
@@ -198,8 +220,14 @@ final class Locked<Value: Sendable>: Sendable {
         try tampering.add(.deleteTable(TableID(.bridge, "zonegate")))
         try harness.dataplane.apply(tampering)
         #expect(harness.dataplane.ruleset != desired)
-        #expect(await Self.eventually { harness.dataplane.ruleset == desired })
+        // A policy poll is not a resync: once the timers that woke sleep again, nothing has been
+        // repaired; the resync interval's end repairs it.
+        #expect(await harness.advance(by: Self.timing.policyPollInterval))
+        #expect(await harness.clock.waitForSleepers(3))
+        #expect(harness.dataplane.ruleset != desired)
+        #expect(await harness.advance(by: Self.timing.resyncInterval - Self.timing.policyPollInterval))
         #expect(await Self.eventually { !harness.messages("drift repaired: zonegate's tables differed from the policy and containers").isEmpty })
+        #expect(harness.dataplane.ruleset == desired)
         _ = await harness.stop()
     }
 
@@ -210,12 +238,14 @@ final class Locked<Value: Sendable>: Sendable {
         #expect(await Self.eventually { !harness.messages("ready").isEmpty })
         let good = harness.dataplane.ruleset
         harness.policyText.withLock { $0 = Self.policyText + "\nbogus: 1\n" }
+        #expect(await harness.advance(by: Self.timing.policyPollInterval))
         #expect(await Self.eventually { !harness.messages("policy rejected; still enforcing the last good policy").isEmpty }, "\(harness.lines.withLock { $0 })")
         #expect(harness.entries.contains { ($0["location"] as? String)?.hasPrefix("p.yaml:") == true })
         #expect(harness.dataplane.ruleset == good)
         // A stricter valid policy replaces it: web -> api is no longer allowed.
         let stricter = Self.policyText.replacingOccurrences(of: "ports: [8080/tcp]", with: "ports: [9090/tcp]")
         harness.policyText.withLock { $0 = stricter }
+        #expect(await harness.advance(by: Self.timing.policyPollInterval))
         #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api], policy: stricter)) })
         #expect(!harness.messages("policy loaded").isEmpty)
         _ = await harness.stop()
@@ -233,6 +263,8 @@ final class Locked<Value: Sendable>: Sendable {
         harness.engine.start(web)
         #expect(await Self.eventually { !harness.messages("the kernel refused the change; the previous rules stay in force, retrying").isEmpty })
         #expect(harness.dataplane.ruleset == before, "the refused change left the rules as they were")
+        // The retry waits its delay on the clock: three timers and the retry sleep.
+        #expect(await harness.advance(by: Self.timing.maximumBackoff, sleepers: 4))
         #expect(await Self.eventually { harness.dataplane.ruleset == (try? harness.expected([web, api])) })
         _ = await harness.stop()
     }
@@ -244,19 +276,32 @@ final class Locked<Value: Sendable>: Sendable {
         #expect(await Self.eventually { !harness.messages("ready").isEmpty })
         let syn = LoggedFlow(kind: .deny, source: IPAddress("172.17.0.2")!, destination: IPAddress("172.17.0.3")!, transport: .tcp,
                              sourcePort: 40000, destinationPort: 9090)
+        /// The flow again from another source port (another attempt), logged once the ones
+        /// yielded before it have been read.
+        func marked(_ port: UInt16) async -> Bool {
+            var marker = syn
+            marker.sourcePort = port
+            harness.flowLog.yield(.flow(marker))
+            return await Self.eventually { harness.messages("flow denied").contains { $0["source_port"] as? Int == Int(port) } }
+        }
         // The SYN and its retransmission: one attempt, one event.
         harness.flowLog.yield(.flow(syn))
         harness.flowLog.yield(.flow(syn))
-        var other = syn
-        other.sourcePort = 40001
-        harness.flowLog.yield(.flow(other))
-        #expect(await Self.eventually { harness.messages("flow denied").count == 2 })
-        try await Task.sleep(for: .milliseconds(50))
+        #expect(await marked(40001))
         let events = harness.messages("flow denied")
-        #expect(events.count == 2)
+        #expect(events.map { $0["source_port"] as? Int } == [40000, 40001])
         #expect(events.first?["from"] as? String == "web1" && events.first?["to"] as? String == "api1")
         #expect(events.first?["to_zones"] as? [String] == ["api"] && events.first?["port"] as? Int == 9090)
         #expect((events.first?["reason"] as? String)?.contains("no rule allows web1 -> api1 on 9090/tcp") == true, "\(events)")
+        // A retransmission within the window of the first report is still the same attempt; the
+        // same flow once the window has passed is a new one.
+        harness.clock.advance(by: .seconds(9))
+        harness.flowLog.yield(.flow(syn))
+        #expect(await marked(40002))
+        harness.clock.advance(by: .seconds(1))
+        harness.flowLog.yield(.flow(syn))
+        #expect(await marked(40003))
+        #expect(harness.messages("flow denied").map { $0["source_port"] as? Int } == [40000, 40001, 40002, 40000, 40003])
         harness.flowLog.yield(.lost(3))
         #expect(await Self.eventually { !harness.messages("3 denied-flow events lost").isEmpty })
         _ = await harness.stop()
