@@ -19,17 +19,7 @@ public enum HostNetwork {
             defer { cursor = entry.pointee.ifa_next }
             guard let address = entry.pointee.ifa_addr else { continue }
             if let interfaces, !interfaces.contains(String(cString: entry.pointee.ifa_name)) { continue }
-            switch Int32(address.pointee.sa_family) {
-            case AF_INET:
-                address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                    if let parsed = IPAddress(bytes: withUnsafeBytes(of: $0.pointee.sin_addr, Array.init)) { result.insert(parsed) }
-                }
-            case AF_INET6:
-                address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                    if let parsed = IPAddress(bytes: withUnsafeBytes(of: $0.pointee.sin6_addr, Array.init)) { result.insert(parsed) }
-                }
-            default: break
-            }
+            if let parsed = IPAddress(socketAddress: address) { result.insert(parsed) }
         }
         return result
     }

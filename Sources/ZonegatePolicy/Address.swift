@@ -29,6 +29,18 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         }
     }
 
+    /// The address a socket address holds (`sockaddr_in` or `sockaddr_in6`, by its family), as
+    /// getifaddrs, recvfrom and accept fill them; nil for another family. `pointer` must cover a
+    /// whole socket address of the family it names.
+    public init?(socketAddress pointer: UnsafePointer<sockaddr>) {
+        let raw = UnsafeRawPointer(pointer)
+        switch Int32(pointer.pointee.sa_family) {
+        case AF_INET: bytes = withUnsafeBytes(of: raw.loadUnaligned(as: sockaddr_in.self).sin_addr, Array.init)
+        case AF_INET6: bytes = withUnsafeBytes(of: raw.loadUnaligned(as: sockaddr_in6.self).sin6_addr, Array.init)
+        default: return nil
+        }
+    }
+
     /// What kind of address this is when it is not unicast to one host beyond the link:
     /// multicast, the limited broadcast, or link-local unicast (nil for any other address).
     /// Such an address names no container, so it has no identity to judge by (policy.md).

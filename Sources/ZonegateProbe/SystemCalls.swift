@@ -61,18 +61,7 @@ struct SocketAddress {
 
     /// The address of a `sockaddr_storage` filled by recvfrom or accept.
     static func address(of storage: sockaddr_storage) -> IPAddress? {
-        withUnsafeBytes(of: storage) { raw -> IPAddress? in
-            switch Int32(raw.load(as: sa_family_t.self)) {
-            case AF_INET:
-                let sin = raw.load(as: sockaddr_in.self)
-                return IPAddress(bytes: withUnsafeBytes(of: sin.sin_addr, Array.init))
-            case AF_INET6:
-                let sin6 = raw.load(as: sockaddr_in6.self)
-                return IPAddress(bytes: withUnsafeBytes(of: sin6.sin6_addr, Array.init))
-            default:
-                return nil
-            }
-        }
+        withUnsafeBytes(of: storage) { IPAddress(socketAddress: $0.baseAddress!.assumingMemoryBound(to: sockaddr.self)) }
     }
 }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import ZonegatePolicy
 
@@ -111,6 +114,23 @@ import ZonegatePolicy
         #expect(parsed?.bytes == row.1)
         #expect(parsed?.description == row.2)
         if let bytes = row.1 { #expect(IPAddress(bytes: bytes) == parsed) }
+    }
+
+    /// Socket addresses as getifaddrs and recvfrom give them: the address by the family it names.
+    @Test func addressOfASocketAddress() {
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = UInt16(80).bigEndian
+        withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: [192, 0, 2, 1] as [UInt8]) }
+        var sin6 = sockaddr_in6()
+        sin6.sin6_family = sa_family_t(AF_INET6)
+        withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: Self.address("::ffff:192.0.2.1").bytes) }
+        var unix = sockaddr_un()
+        unix.sun_family = sa_family_t(AF_UNIX)
+        let read = { (raw: UnsafeRawBufferPointer) in IPAddress(socketAddress: raw.baseAddress!.assumingMemoryBound(to: sockaddr.self)) }
+        #expect(withUnsafeBytes(of: sin, read) == Self.address("192.0.2.1"))
+        #expect(withUnsafeBytes(of: sin6, read) == Self.address("::ffff:192.0.2.1"))
+        #expect(withUnsafeBytes(of: unix, read) == nil)
     }
 
     @Test func bytesOfNeitherWidthAreNoAddress() {
