@@ -164,8 +164,12 @@ struct BatchEncoder {
             nftnl_chain_set_str(chain, attr(NFTNL_CHAIN_TABLE), id.name)
             nftnl_chain_set_str(chain, attr(NFTNL_CHAIN_NAME), name)
             if let hook {
-                nftnl_chain_set_str(chain, attr(NFTNL_CHAIN_TYPE), hook.type.rawValue)
-                nftnl_chain_set_u32(chain, attr(NFTNL_CHAIN_POLICY), hook.policy.rawValue)
+                // A transaction refuses foreign values (they are only ever read), so both are known here.
+                guard !hook.isForeign, let type = hook.type.name, let policy = hook.policy.kernelValue else {
+                    throw .unencodable("chain \(name) with values zonegate does not know")
+                }
+                nftnl_chain_set_str(chain, attr(NFTNL_CHAIN_TYPE), type)
+                nftnl_chain_set_u32(chain, attr(NFTNL_CHAIN_POLICY), policy)
                 nftnl_chain_set_u32(chain, attr(NFTNL_CHAIN_HOOKNUM), hook.hook.kernelNumber)
                 nftnl_chain_set_s32(chain, attr(NFTNL_CHAIN_PRIO), hook.priority)
             }

@@ -179,18 +179,19 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
     }
 }
 
-/// Decodes chains.
+/// Decodes chains. A base chain's hook, type or policy that zonegate does not model (or that the
+/// kernel left out) decodes as `foreign`, never as a default: such a chain is then rewritten.
 enum ChainCodec {
     static func decode(_ chain: OpaquePointer, family: Family) -> (table: String?, chain: Chain) {
         let name = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_NAME)).map { String(cString: $0) } ?? ""
         let table = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_TABLE)).map { String(cString: $0) }
         guard nftnl_chain_is_set(chain, attr(NFTNL_CHAIN_HOOKNUM)) else { return (table, Chain(name: name)) }
-        let number = nftnl_chain_get_u32(chain, attr(NFTNL_CHAIN_HOOKNUM))
         let hook = BaseChainHook(
-            hook: family == .netdev && number == 0 ? .ingress : BaseChainHook.Hook(rawValue: number) ?? .prerouting,
+            hook: BaseChainHook.Hook(kernelNumber: nftnl_chain_get_u32(chain, attr(NFTNL_CHAIN_HOOKNUM)), family: family),
             priority: nftnl_chain_get_s32(chain, attr(NFTNL_CHAIN_PRIO)),
-            type: nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_TYPE)).flatMap { BaseChainHook.ChainType(rawValue: String(cString: $0)) } ?? .filter,
-            policy: BaseChainHook.Policy(rawValue: nftnl_chain_get_u32(chain, attr(NFTNL_CHAIN_POLICY))) ?? .accept
+            type: BaseChainHook.ChainType(name: nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_TYPE)).map { String(cString: $0) }),
+            policy: BaseChainHook.Policy(kernelValue: nftnl_chain_is_set(chain, attr(NFTNL_CHAIN_POLICY))
+                ? nftnl_chain_get_u32(chain, attr(NFTNL_CHAIN_POLICY)) : nil)
         )
         return (table, Chain(name: name, hook: hook))
     }

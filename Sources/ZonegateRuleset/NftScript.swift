@@ -72,7 +72,7 @@ enum NftCommand {
 /// Formats values the way nft prints them.
 enum NftValue {
     static func hook(_ hook: BaseChainHook) -> String {
-        "type \(hook.type.rawValue) hook \(hook.hook) priority \(hook.priority); policy \(hook.policy);"
+        "type \(hook.type) hook \(hook.hook) priority \(hook.priority); policy \(hook.policy);"
     }
 
     /// The lines inside a set block: type, flags, timeout, comment.

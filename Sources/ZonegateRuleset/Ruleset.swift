@@ -98,25 +98,118 @@ public struct Chain: Sendable, Hashable, Codable {
 }
 
 /// Where a base chain attaches (`NFTA_CHAIN_HOOK`, `NFTA_CHAIN_TYPE`, `NFTA_CHAIN_POLICY`).
+///
+/// A chain read back from the kernel may carry values zonegate does not model (another tool's
+/// hook, a newer kernel's type): they decode as `foreign`, never as a known value, so that such
+/// a chain equals no chain zonegate wants, the diff rewrites it and `verify` names it.
 public struct BaseChainHook: Sendable, Hashable, Codable {
-    /// A netfilter hook; the raw value is the kernel's `NF_INET_*` / `NF_NETDEV_*` number.
-    public enum Hook: UInt32, Sendable, Hashable, Codable {
-        case prerouting = 0, input = 1, forward = 2, output = 3, postrouting = 4
-        /// `NF_NETDEV_INGRESS` shares the value of `NF_INET_PRE_ROUTING`; only netdev uses it.
-        case ingress = 5
+    /// A netfilter hook.
+    public enum Hook: Sendable, Hashable, Codable, CustomStringConvertible {
+        /// `NF_INET_*` (and the bridge family's `NF_BR_*`, numbered alike).
+        case prerouting, input, forward, output, postrouting
+        /// `NF_NETDEV_INGRESS`: netdev's hook 0.
+        case ingress
+        /// A hook number zonegate does not model, as the kernel reported it.
+        case foreign(UInt32)
+
+        private static let inetHooks: [Hook] = [.prerouting, .input, .forward, .output, .postrouting]
+
+        /// The hook a kernel number names in `family`: netdev numbers its hooks apart.
+        public init(kernelNumber: UInt32, family: Family) {
+            if family == .netdev {
+                self = kernelNumber == 0 ? .ingress : .foreign(kernelNumber)
+            } else {
+                self = Self.inetHooks.indices.contains(Int(kernelNumber)) ? Self.inetHooks[Int(kernelNumber)] : .foreign(kernelNumber)
+            }
+        }
 
         /// The kernel hook number; netdev's ingress is 0 there.
-        public var kernelNumber: UInt32 { self == .ingress ? 0 : rawValue }
+        public var kernelNumber: UInt32 {
+            switch self {
+            case .ingress: 0
+            case .foreign(let number): number
+            default: UInt32(Self.inetHooks.firstIndex(of: self)!)
+            }
+        }
+
+        /// nft's name; `<foreign N>` for a hook zonegate does not know.
+        public var description: String {
+            switch self {
+            case .prerouting: "prerouting"
+            case .input: "input"
+            case .forward: "forward"
+            case .output: "output"
+            case .postrouting: "postrouting"
+            case .ingress: "ingress"
+            case .foreign(let number): "<foreign \(number)>"
+            }
+        }
     }
 
     /// The chain type nft names in `type filter hook ...`.
-    public enum ChainType: String, Sendable, Hashable, Codable {
+    public enum ChainType: Sendable, Hashable, Codable, CustomStringConvertible {
         case filter, nat, route
+        /// A type zonegate does not model, by the name the kernel reported (nil: it named none).
+        case foreign(String?)
+
+        public init(name: String?) {
+            switch name {
+            case "filter": self = .filter
+            case "nat": self = .nat
+            case "route": self = .route
+            default: self = .foreign(name)
+            }
+        }
+
+        /// The name the kernel knows it by; nil when it reported none.
+        public var name: String? {
+            switch self {
+            case .filter: "filter"
+            case .nat: "nat"
+            case .route: "route"
+            case .foreign(let name): name
+            }
+        }
+
+        public var description: String {
+            if case .foreign(let name) = self { return "<foreign \(name.map { "\"\($0)\"" } ?? "none")>" }
+            return name!
+        }
     }
 
-    /// A base chain's default verdict; the raw value is `NF_DROP`/`NF_ACCEPT`.
-    public enum Policy: UInt32, Sendable, Hashable, Codable {
-        case drop = 0, accept = 1
+    /// A base chain's default verdict.
+    public enum Policy: Sendable, Hashable, Codable, CustomStringConvertible {
+        /// `NF_DROP` (0).
+        case drop
+        /// `NF_ACCEPT` (1).
+        case accept
+        /// A verdict zonegate does not model, as the kernel reported it (nil: it reported none).
+        case foreign(UInt32?)
+
+        public init(kernelValue: UInt32?) {
+            switch kernelValue {
+            case 0: self = .drop
+            case 1: self = .accept
+            default: self = .foreign(kernelValue)
+            }
+        }
+
+        /// The kernel's value; nil when the kernel reported none.
+        public var kernelValue: UInt32? {
+            switch self {
+            case .drop: 0
+            case .accept: 1
+            case .foreign(let value): value
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .drop: "drop"
+            case .accept: "accept"
+            case .foreign(let value): "<foreign \(value.map(String.init) ?? "none")>"
+            }
+        }
     }
 
     public var hook: Hook
@@ -129,6 +222,15 @@ public struct BaseChainHook: Sendable, Hashable, Codable {
         self.priority = priority
         self.type = type
         self.policy = policy
+    }
+
+    /// True when the kernel reported a value zonegate does not model: such a hook is never
+    /// written, only replaced.
+    public var isForeign: Bool {
+        if case .foreign = hook { return true }
+        if case .foreign = type { return true }
+        if case .foreign = policy { return true }
+        return false
     }
 }
 

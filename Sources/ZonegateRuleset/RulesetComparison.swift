@@ -78,7 +78,8 @@ public enum RulesetComparison {
                 continue
             }
             if old.hook != chain.hook {
-                found.append(.init(.changedChain, "chain \(id) \(chain.name) has { \(old.hook.map(NftValue.hook) ?? "no hook") }, expected { \(chain.hook.map(NftValue.hook) ?? "no hook") }"))
+                let foreign = old.hook?.isForeign == true ? " (<foreign>: values zonegate does not know)" : ""
+                found.append(.init(.changedChain, "chain \(id) \(chain.name) has { \(old.hook.map(NftValue.hook) ?? "no hook") }\(foreign), expected { \(chain.hook.map(NftValue.hook) ?? "no hook") }"))
             }
             found += compareRules(old, chain, actualTable: actual, desiredTable: desired)
         }

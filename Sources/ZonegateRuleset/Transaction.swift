@@ -167,6 +167,9 @@ struct RulesetEditor {
     }
 
     private mutating func addChain(_ id: TableID, name: String, hook: BaseChainHook?) throws(InvalidOperation) {
+        if let hook, hook.isForeign {
+            throw InvalidOperation(reason: "chain \(name) { \(NftValue.hook(hook)) } holds values zonegate does not know; it never writes them")
+        }
         let table = try existingTable(id)
         guard let index = ruleset.tables[table].chains.firstIndex(where: { $0.name == name }) else {
             ruleset.tables[table].chains.append(Chain(name: name, hook: hook))
