@@ -10,6 +10,7 @@ public struct NetfilterError: Error, Sendable, CustomStringConvertible {
         case malformedReply
         case tooLarge
         case unencodable
+        case unexpectedReply
     }
 
     private let code: Code
@@ -60,6 +61,10 @@ public struct NetfilterError: Error, Sendable, CustomStringConvertible {
         Self(.unencodable, function: what, errno: EINVAL, file: file, line: line)
     }
 
+    static func unexpectedReply(_ what: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.unexpectedReply, function: what, errno: EPROTO, file: file, line: line)
+    }
+
     /// True when the kernel refused a batch (the whole batch was aborted).
     public var isKernelRefusal: Bool { code == .kernelRefused }
 
@@ -77,6 +82,8 @@ public struct NetfilterError: Error, Sendable, CustomStringConvertible {
             return "\(function) does not fit in one netlink message"
         case .unencodable:
             return "\(function) cannot be written: zonegate only reads it back"
+        case .unexpectedReply:
+            return "\(function): the kernel's replies are out of step with the requests sent, so what the batch did is not known at \(file):\(line)"
         }
     }
 }

@@ -26,21 +26,15 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
 
     /// Reads one ack per message. The kernel aborts the whole batch when any message
     /// fails, though earlier messages may still ack 0, so any error fails the batch;
-    /// the first error names the operation.
+    /// the first error names the operation. After a failure only what is already queued is
+    /// read (the kernel answers a batch while it is sent), so none is left for the next batch.
     private func collectAcks(for encoder: BatchEncoder, transaction: Transaction) throws(NetfilterError) {
-        var acked = 0
-        var failure: NetfilterError?
-        while acked < encoder.messageCount, let messages = try socket.receive(wait: failure == nil) {
-            for message in messages where message.type == NLMSG_ERROR {
-                acked += 1
-                guard message.ackError != 0, failure == nil else { continue }
-                let position = Int(message.ackedSequence) - Int(encoder.firstSequence) - 1
-                let index = encoder.operationOfMessage.indices.contains(position) ? encoder.operationOfMessage[position] : nil
-                failure = .kernelRefused(
-                    errno: -message.ackError, operationIndex: index, operation: index.map { transaction.commands[$0] })
-            }
+        var acks = BatchAcks(firstSequence: encoder.firstSequence, operationOfMessage: encoder.operationOfMessage,
+                             commands: transaction.commands)
+        while !acks.isComplete, let messages = try socket.receive(wait: acks.failure == nil) {
+            for message in messages where message.type == NLMSG_ERROR { acks.take(message) }
         }
-        if let failure { throw failure }
+        if let failure = acks.failure { throw failure }
     }
 
     public func read(family: Family, name: String) throws -> Table? {
