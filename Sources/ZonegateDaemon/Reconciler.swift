@@ -372,6 +372,9 @@ public actor Reconciler<C: Clock<Duration>>: Service {
             if try !enforce(changed: work.containers, previousNames: previousNames, reasons: reasons) {
                 startCompile(reasons: reasons, takeOver: false)
             }
+        } catch let failure as IncrementalUpdateFailure {
+            logger.error("\(failure)", metadata: ["reason": "\(reasons.joined(separator: "; "))"])
+            startCompile(reasons: reasons, takeOver: false)
         } catch {
             logger.error("the kernel refused the change; the previous rules stay in force, retrying", metadata: [
                 "error": "\(error)", "retry_in_ms": .milliseconds(timing.maximumBackoff),

@@ -19,6 +19,19 @@ public struct EnforcementReport: Sendable {
     public var drift: Transaction? = nil
 }
 
+/// The per-container compile built a transaction that does not fit its own sets
+/// (`CompiledRuleset.update` threw): a bug in zonegate, not a refusal by the kernel. Nothing was
+/// applied and what was written is forgotten, so a full `enforce` reads the kernel and repairs
+/// everything; the caller falls back to one and reports this as the bug it is.
+public struct IncrementalUpdateFailure: Error, CustomStringConvertible {
+    /// What the transaction refused.
+    public var error: TransactionError
+
+    public var description: String {
+        "bug: the per-container compile built a change that does not fit its own sets (\(error)); a full compile takes over"
+    }
+}
+
 /// Brings the kernel in line with a policy applied to an inventory: compile, diff against what
 /// the kernel holds, apply as one transaction, then end the connections the change revoked.
 /// Containers starting and stopping take a shorter path: compiled alone, into element additions
@@ -76,7 +89,8 @@ public final class Enforcer: @unchecked Sendable {
 
     /// Containers that started, stopped or changed under the policy last enforced, compiled alone.
     /// nil, with nothing done, when they need a full `enforce` (see `CompiledRuleset.update`) or
-    /// nothing is known to be written. A container that only starts, on addresses nobody held,
+    /// nothing is known to be written; throws `IncrementalUpdateFailure`, with nothing done, when
+    /// the compile fails its own checks. A container that only starts, on addresses nobody held,
     /// revokes nothing, so costs no look at the tracked connections; one that stops takes its
     /// connections with it (its addresses now send and receive nothing, and a container that
     /// reuses one inherits none); the connections of an address that changed hands are judged again.
@@ -87,7 +101,7 @@ public final class Enforcer: @unchecked Sendable {
             update = try written!.update(changes)
         } catch {
             written = nil
-            return nil
+            throw IncrementalUpdateFailure(error: error)
         }
         guard let update, let compiled = written else { return nil }
         try apply(update.transaction)

@@ -71,3 +71,25 @@ final class FakeTracker: ConnectionTracker, @unchecked Sendable {
         #expect(found.drift == nil)
     }
 }
+
+/// The per-container path's failures are reported, not turned into a silent full compile.
+@Suite struct EnforcerIncrementalFailureTests {
+    /// A container whose name does not fit an element comment (127 bytes): the per-container
+    /// compile builds an element its own set refuses, which is a bug, reported as one.
+    @Test func aFailingPerContainerCompileIsThrownAndForgetsWhatWasWritten() throws {
+        let fake = FakeDataplane()
+        let enforcer = Enforcer(dataplane: fake, tracker: nil, hostAddresses: { [] })
+        try enforcer.enforce(try RulesetCompilerTests.evaluator())
+        let before = fake.ruleset
+        let long = RulesetCompilerTests.attach(String(repeating: "w", count: 200), "web", ["172.18.0.9"], port: "vethw9")
+        let failure = try #require(throws: IncrementalUpdateFailure.self) {
+            try enforcer.enforce([ContainerChange(key: "long", container: long)])
+        }
+        #expect(failure.description.hasPrefix("bug: "), "\(failure)")
+        #expect(failure.error.reason.contains("comment longer than 127 bytes"), "\(failure)")
+        #expect(fake.ruleset == before, "nothing applied")
+        let small = RulesetCompilerTests.attach("w2", "web", ["172.18.0.10"], port: "vethw2")
+        #expect(try enforcer.enforce([ContainerChange(key: "w2", container: small)]) == nil,
+                "what was written is forgotten: the next change needs a full compile")
+    }
+}
