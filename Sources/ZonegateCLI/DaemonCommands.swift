@@ -112,8 +112,7 @@ extension Zonegate {
         @OptionGroup var docker: DockerOptions
 
         func run() async throws {
-            // The policy chooses the networks zonegate manages; without a readable policy, all of them.
-            let managed = (try? options.read()).flatMap { try? $0.get() }?.defaults.networks
+            let managed = try options.managedNetworks()
             let inventory = try await docker.inventory(for: "inventory", managedNetworks: managed)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -177,6 +177,15 @@ struct PolicyOptions: ParsableArguments {
         }
     }
 
+    /// The networks the policy manages (nil: all), for `inventory`, which lists them without
+    /// judging anything: with no policy directory (and none named) there is no policy and every
+    /// network is listed; an invalid policy is rejected as every command rejects it, rather than
+    /// passed over for an inventory of other networks than the daemon would enforce.
+    func managedNetworks() throws -> [String]? {
+        if policies == nil, !FileManager.default.fileExists(atPath: directory) { return nil }
+        return try load().defaults.networks
+    }
+
     func rejection(_ error: PolicyError) -> CommandFailure {
         let count = error.diagnostics.count
         return CommandFailure(code: 1, message: "policy rejected: \(count) error\(count == 1 ? "" : "s")",
