@@ -220,12 +220,7 @@ final class Locked<Value: Sendable>: Sendable {
         try tampering.add(.deleteTable(TableID(.bridge, "zonegate")))
         try harness.dataplane.apply(tampering)
         #expect(harness.dataplane.ruleset != desired)
-        // A policy poll is not a resync: once the timers that woke sleep again, nothing has been
-        // repaired; the resync interval's end repairs it.
-        #expect(await harness.advance(by: Self.timing.policyPollInterval))
-        #expect(await harness.clock.waitForSleepers(3))
-        #expect(harness.dataplane.ruleset != desired)
-        #expect(await harness.advance(by: Self.timing.resyncInterval - Self.timing.policyPollInterval))
+        #expect(await harness.advance(by: Self.timing.resyncInterval))
         #expect(await Self.eventually { !harness.messages("drift repaired: zonegate's tables differed from the policy and containers").isEmpty })
         #expect(harness.dataplane.ruleset == desired)
         _ = await harness.stop()
