@@ -90,9 +90,10 @@ import ZonegateTesting
         let ports: [(UInt8, UInt16, ServicePort)] = [(6, 443, ServicePort(443, .tcp)), (6, 8080, ServicePort(8080, .tcp)),
                                                      (17, 53, ServicePort(53, .udp)), (6, 9100, ServicePort(9100, .tcp)),
                                                      (1, 0, ServicePort(0, .icmp)), (47, 0, ServicePort(0, .icmp))]
+        var checked: [VerdictKind: Int] = [:]
         for from in peers {
             for to in peers where from != to {
-                guard let source = evaluator.peer(named: from), let destination = evaluator.peer(named: to) else { continue }
+                let source = try #require(evaluator.peer(named: from)), destination = try #require(evaluator.peer(named: to))
                 let fromFamily = from == "host" ? nil : (from.contains(":") ? 6 : 4)
                 let toFamily = to == "host" ? nil : (to.contains(":") ? 6 : 4)
                 if let fromFamily, let toFamily, fromFamily != toFamily { continue }
@@ -102,9 +103,13 @@ import ZonegateTesting
                     let expected: Verdict? = [.allow: .accept, .audit: .jump("audit"), .deny: nil][decision.verdict]!
                     let found = Self.lookup(table, from: from, to: to, proto: proto, port: port, evaluator: evaluator)
                     #expect(found == expected, "\(from) -> \(to) proto \(proto) port \(port)")
+                    checked[decision.verdict, default: 0] += 1
                 }
             }
         }
+        // Every pair the loops reach is judged, and each verdict occurs: a change that made the
+        // loops skip pairs (or all of them) fails here instead of passing on nothing.
+        #expect(checked == [.allow: 67, .audit: 25, .deny: 138], "\(checked)")
         // Other IP protocols (GRE) pass only where no side is restricted, or as audit into corp.
         #expect(Self.lookup(table, from: "w", to: "a", proto: 47, port: 0, evaluator: evaluator) == nil)
         #expect(Self.lookup(table, from: "w", to: "c", proto: 47, port: 0, evaluator: evaluator) == .jump("audit"))
