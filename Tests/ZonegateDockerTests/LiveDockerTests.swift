@@ -73,18 +73,40 @@ struct LiveDockerTests {
     }
 
     @Test func cancellingTheConsumerEndsTheStream() async throws {
+        let network = "zgdt-cancel-\(String(UInt32.random(in: 0..<UInt32.max), radix: 16))"
+        let listeners = try #require(try LiveDocker.eventListeners())
         try await DockerAPIClient.withClient(host: LiveDocker.host!) { client in
             let events = try await client.events()
+            let (sightings, sighted) = AsyncStream.makeStream(of: DockerEvent.self)
             let consumer = Task { () throws -> Int in
                 var count = 0
-                for try await _ in events { count += 1 }
+                for try await event in events {
+                    count += 1
+                    sighted.yield(event)
+                }
                 return count
             }
-            try await Task.sleep(for: .milliseconds(200))
+            defer {
+                consumer.cancel()
+                _ = try? LiveDocker.docker(["network", "rm", network])
+            }
+            // The stream is live: dockerd counts its subscription, and an event reaches the consumer.
+            #expect(try await LiveDocker.eventually { try LiveDocker.eventListeners() == listeners + 1 })
+            try LiveDocker.docker(["network", "create", network])
+            let created = Task { () throws -> Bool in
+                for await event in sightings where event.type == "network" && event.action == "create" && event.attributes["name"] == network {
+                    return true
+                }
+                return false
+            }
+            #expect(try await LiveDocker.value(of: created, within: .seconds(15)))
             consumer.cancel()
-            // Ends promptly (no event needed), without an error.
+            // Ends promptly (no further event needed), without an error, having read that event...
             let count = try await LiveDocker.value(of: consumer, within: .seconds(5))
-            #expect(count >= 0)
+            #expect(count >= 1)
+            // ...and ends the request under it: dockerd no longer counts the subscription.
+            #expect(try await LiveDocker.eventually { try LiveDocker.eventListeners() == listeners },
+                    "dockerd still serves \(String(describing: try? LiveDocker.eventListeners())) event subscriptions, \(listeners) before")
         }
     }
 }
@@ -123,6 +145,21 @@ enum LiveDocker {
             tar -C "$d" -c . | docker -H "$1" import - "$2" >/dev/null
             """
         try NetnsCommand.check(["sh", "-c", script, "sh", host!, image], timeout: .seconds(60))
+    }
+
+    /// How many event subscriptions dockerd serves now (`NEventsListener` of `docker info`).
+    static func eventListeners() throws -> Int? {
+        Int(try docker(["info", "--format", "{{.NEventsListener}}"]).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Waits until `condition` holds; false after `limit`.
+    static func eventually(within limit: Duration = .seconds(5), _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while try !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return true
     }
 
     struct TimedOut: Error, CustomStringConvertible {
