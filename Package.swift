@@ -85,7 +85,7 @@ let package = Package(
                                                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")]),
         // Root only, a real dockerd in private namespaces: `make test` runs them with ZONEGATE_E2E_TESTS=1.
-        .testTarget(name: "ZonegateEndToEndTests", dependencies: ["ZonegateTesting"]),
+        .testTarget(name: "ZonegateEndToEndTests", dependencies: ["ZonegateTesting", "ZonegateDocker", "ZonegateEngine"]),
         .testTarget(name: "ZonegateProbeTests", dependencies: ["ZonegateProbe", "ZonegatePolicy"]),
         // Root only, in a private network namespace: `make test` runs them under `unshare -n`.
         .testTarget(name: "ZonegateKernelTests", dependencies: ["ZonegateNetfilter", "ZonegateTesting", "CNftnl", "ZonegateEngine", "ZonegatePolicy", "ZonegateProbe"]),

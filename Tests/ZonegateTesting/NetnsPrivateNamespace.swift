@@ -11,7 +11,7 @@ public enum PrivateNetworkNamespace {
 
     /// Why kernel tests must not run here, or nil when they may (`TestLayer.runs()` asks it).
     public static func unmetPrecondition() -> String? {
-        let launch = "run the kernel tests as root under `unshare --net --mount -- swift test ...` (see `make test`)"
+        let launch = "run these tests as root under `unshare --net --mount --propagation private -- swift test ...`, as `make test` does"
         guard geteuid() == 0 else {
             return "kernel tests need root; \(launch)"
         }

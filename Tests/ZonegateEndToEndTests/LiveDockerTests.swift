@@ -4,20 +4,22 @@ import ZonegateDocker
 import ZonegateEngine
 import ZonegateTesting
 
-/// The client, the inventory builder and the veth resolver against a real dockerd. Runs only with
-/// ZONEGATE_E2E_TESTS=1 and ZONEGATE_DOCKER_HOST naming the socket of a dockerd the test may
-/// create containers in (a private one: see the e2e fixture `PrivateDocker`), from inside that
-/// dockerd's network and mount namespaces (the resolver reads their /sys/class/net). It creates
-/// one network and one container, and removes them.
-@Suite(.serialized, .enabled(if: LiveDocker.reasonToSkip == nil, Comment(rawValue: LiveDocker.reasonToSkip ?? "")))
+/// The client, the inventory builder and the veth resolver against a real dockerd: a private one
+/// (`PrivateDocker`) per test, in the end-to-end run's network and mount namespaces (the resolver
+/// reads their /sys/class/net). Each test creates what it needs; the engine removes it all.
+@Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct LiveDockerTests {
+    let engine: PrivateDocker
+
+    init() throws {
+        engine = try PrivateDocker(userlandProxy: false)
+    }
+
     @Test func listInspectEventsAndVeth() async throws {
-        let host = LiveDocker.host!
         let suffix = String(UInt32.random(in: 0..<UInt32.max), radix: 16)
         let network = "zgdt-net-\(suffix)"
         let name = "zgdt-c-\(suffix)"
-        try LiveDocker.ensureImage()
-        try await DockerAPIClient.withClient(host: host) { client in
+        try await DockerAPIClient.withClient(host: engine.host) { client in
             let version = try await client.version()
             #expect(version.apiVersion >= DockerAPIClient.minimumAPIVersion)
 
@@ -32,12 +34,12 @@ struct LiveDockerTests {
             }
             defer {
                 collected.cancel()
-                _ = try? LiveDocker.docker(["rm", "-f", name])
-                _ = try? LiveDocker.docker(["network", "rm", network])
+                _ = try? engine.docker(["rm", "-f", name])
+                _ = try? engine.docker(["network", "rm", network])
             }
-            try LiveDocker.docker(["network", "create", "--ipv6", "--subnet", "172.29.7.0/24", "--subnet", "fd00:29:7::/64", network])
-            let id = try LiveDocker.docker(["run", "-d", "--name", name, "--network", network, "--label", "zonegate.zone=web",
-                                            "--expose", "8080", "-p", "127.0.0.1::80", LiveDocker.image, "sleep", "120"])
+            try engine.docker(["network", "create", "--ipv6", "--subnet", "172.29.7.0/24", "--subnet", "fd00:29:7::/64", network])
+            let id = try engine.docker(["run", "-d", "--name", name, "--network", network, "--label", "zonegate.zone=web",
+                                            "--expose", "8080", "-p", "127.0.0.1::80", PrivateDocker.image, "sleep", "120"])
                 .trimmingCharacters(in: .whitespacesAndNewlines)
 
             // The subscription made before the container existed sees its whole start.
@@ -74,8 +76,8 @@ struct LiveDockerTests {
 
     @Test func cancellingTheConsumerEndsTheStream() async throws {
         let network = "zgdt-cancel-\(String(UInt32.random(in: 0..<UInt32.max), radix: 16))"
-        let listeners = try #require(try LiveDocker.eventListeners())
-        try await DockerAPIClient.withClient(host: LiveDocker.host!) { client in
+        let listeners = try #require(try eventListeners())
+        try await DockerAPIClient.withClient(host: engine.host) { client in
             let events = try await client.events()
             let (sightings, sighted) = AsyncStream.makeStream(of: DockerEvent.self)
             let consumer = Task { () throws -> Int in
@@ -88,11 +90,11 @@ struct LiveDockerTests {
             }
             defer {
                 consumer.cancel()
-                _ = try? LiveDocker.docker(["network", "rm", network])
+                _ = try? engine.docker(["network", "rm", network])
             }
             // The stream is live: dockerd counts its subscription, and an event reaches the consumer.
-            #expect(try await LiveDocker.eventually { try LiveDocker.eventListeners() == listeners + 1 })
-            try LiveDocker.docker(["network", "create", network])
+            #expect(try await LiveDocker.eventually { try eventListeners() == listeners + 1 })
+            try engine.docker(["network", "create", network])
             let created = Task { () throws -> Bool in
                 for await event in sightings where event.type == "network" && event.action == "create" && event.attributes["name"] == network {
                     return true
@@ -105,53 +107,19 @@ struct LiveDockerTests {
             let count = try await LiveDocker.value(of: consumer, within: .seconds(5))
             #expect(count >= 1)
             // ...and ends the request under it: dockerd no longer counts the subscription.
-            #expect(try await LiveDocker.eventually { try LiveDocker.eventListeners() == listeners },
-                    "dockerd still serves \(String(describing: try? LiveDocker.eventListeners())) event subscriptions, \(listeners) before")
+            #expect(try await LiveDocker.eventually { try eventListeners() == listeners },
+                    "dockerd still serves \(String(describing: try? eventListeners())) event subscriptions, \(listeners) before")
         }
-    }
-}
-
-enum LiveDocker {
-    static let variable = "ZONEGATE_DOCKER_HOST"
-    static let image = "zgdt-busybox:1"
-
-    /// `unix://PATH` (a bare path is taken as one).
-    static var host: String? {
-        guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else { return nil }
-        return value.hasPrefix("/") ? "unix://" + value : value
-    }
-
-    static var reasonToSkip: String? {
-        guard ProcessInfo.processInfo.environment["ZONEGATE_E2E_TESTS"] == "1" else {
-            return "real-dockerd tests skipped: set ZONEGATE_E2E_TESTS=1 and \(variable)=unix:///path/to/private/docker.sock"
-        }
-        guard let host, let path = try? DockerAPIClient.socketPath(of: host), FileManager.default.fileExists(atPath: path) else {
-            return "real-dockerd tests skipped: \(variable) names no existing unix socket"
-        }
-        return nil
-    }
-
-    @discardableResult
-    static func docker(_ arguments: [String], input: String? = nil) throws -> String {
-        try NetnsCommand.check(["docker", "-H", host!] + arguments, timeout: .seconds(60), input: input)
-    }
-
-    /// Imports busybox-static as the image unless it is there: no registry is reachable.
-    static func ensureImage() throws {
-        if (try? docker(["image", "inspect", image])) != nil { return }
-        let script = """
-            set -e; d=$(mktemp -d); trap 'rm -rf "$d"' EXIT; mkdir -p "$d/bin"; cp /bin/busybox "$d/bin/"
-            for a in sh sleep cat ip nc; do ln -s busybox "$d/bin/$a"; done
-            tar -C "$d" -c . | docker -H "$1" import - "$2" >/dev/null
-            """
-        try NetnsCommand.check(["sh", "-c", script, "sh", host!, image], timeout: .seconds(60))
     }
 
     /// How many event subscriptions dockerd serves now (`NEventsListener` of `docker info`).
-    static func eventListeners() throws -> Int? {
-        Int(try docker(["info", "--format", "{{.NEventsListener}}"]).trimmingCharacters(in: .whitespacesAndNewlines))
+    func eventListeners() throws -> Int? {
+        Int(try engine.docker(["info", "--format", "{{.NEventsListener}}"]).trimmingCharacters(in: .whitespacesAndNewlines))
     }
+}
 
+/// Waiting with a bound: the live tests never hang on a stream that does not end.
+enum LiveDocker {
     /// Waits until `condition` holds; false after `limit`.
     static func eventually(within limit: Duration = .seconds(5), _ condition: () throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + limit
