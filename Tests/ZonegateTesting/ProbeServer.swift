@@ -1,4 +1,5 @@
 import Foundation
+import ZonegatePolicy
 
 /// The transport a probe uses.
 public enum ProbeTransport: String, Sendable, Hashable {
@@ -72,13 +73,5 @@ public final class ProbeServer: @unchecked Sendable {
 enum NetnsAddress {
     static func isIPv6(_ address: String) -> Bool { address.contains(":") }
 
-    static func canonical(_ address: String) -> String {
-        let family = isIPv6(address) ? AF_INET6 : AF_INET
-        var bytes = [UInt8](repeating: 0, count: 16)
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        guard inet_pton(family, address, &bytes) == 1,
-            inet_ntop(family, bytes, &text, socklen_t(text.count)) != nil
-        else { return address }
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    static func canonical(_ address: String) -> String { IPAddress(address)?.description ?? address }
 }
