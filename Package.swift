@@ -62,13 +62,15 @@ let package = Package(
         ]),
         // Fakes and network-namespace fixtures shared by test targets (test-only: it drives the
         // nft CLI for a stand-in of Docker's NAT, so it lives under Tests/).
-        .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset", "ZonegateDocker"], path: "Tests/ZonegateTesting"),
+        .target(name: "ZonegateTesting", dependencies: ["ZonegateRuleset", "ZonegateDocker", "ZonegateNetfilter", "ZonegateProbe"],
+                path: "Tests/ZonegateTesting"),
         .executableTarget(name: "zonegate", dependencies: ["ZonegateCLI"]),
         // `make bench`: ratios against baselines measured in the same run. Not product code: its
         // baselines load rulesets with the nft CLI, and the packet and zero-exposure benchmarks use
         // the test fixtures (namespaces, a private dockerd), so it lives under Benchmarks/.
         .executableTarget(name: "zonegate-bench", dependencies: [
-            "ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateDocker", "ZonegateDaemon", "ZonegateTesting",
+            "ZonegateEngine", "ZonegatePolicy", "ZonegateRuleset", "ZonegateNetfilter", "ZonegateDocker", "ZonegateDaemon", "ZonegateProbe",
+            "ZonegateTesting",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -10,7 +10,8 @@ import ZonegatePolicy
 // `--echo-server` / `--echo-client` are the packet benchmark's two ends, run inside its containers.
 // ZONEGATE_BENCH_ONLY=packet runs only the per-packet benchmark (PacketBench.swift), =daemon runs only the daemon benchmarks (DaemonBench.swift), =exposure
 // only the zero-exposure one (ExposureBench.swift: a private dockerd, so `unshare --mount` too), =offline
-// only `check` and `matrix` at the documented limits (OfflineBench.swift).
+// only `check` and `matrix` at the documented limits (OfflineBench.swift), =verify-probe only `verify --probe`'s
+// engine at 50 containers (VerifyProbeBench.swift).
 // `--daemon <docker socket> <policy directory> <resync seconds>` is the daemon child they start.
 
 EchoEnds.runIfAsked(CommandLine.arguments)
@@ -111,6 +112,15 @@ if only != "offline", ProcessInfo.processInfo.environment["ZONEGATE_BENCH_NETNS"
             } catch {
                 notes.append("zero exposure failed: \(error)")
             }
+        }
+    }
+
+    // Issue 11: `verify --probe` at 50 containers with 2 ports each, against the same probes one by one.
+    if only == nil || only == "verify-probe" {
+        do {
+            results += try VerifyProbeBench().run(&notes)
+        } catch {
+            notes.append("verify --probe benchmark failed: \(error)")
         }
     }
 } else if only != "offline" {

@@ -1,10 +1,8 @@
 import Foundation
 import Testing
 import ZonegateEngine
-import ZonegateNetfilter
 import ZonegatePolicy
 import ZonegateProbe
-import ZonegateRuleset
 import ZonegateTesting
 
 /// The probe engine of `verify --probe` against zonegate's compiled ruleset in the kernel: fake
@@ -25,72 +23,9 @@ struct ProbeEngineTests {
         """
     static let ports = [ServicePort(8080, .tcp), ServicePort(8443, .tcp), ServicePort(5353, .udp), ServicePort(0, .icmp), ServicePort(9000, .sctp)]
 
-    final class Host: @unchecked Sendable {
-        let docker: FakeDockerHost
-        var containers: [String: FakeContainer] = [:]
-        var zones: [String: String] = [:]
-        let enforcer: Enforcer
-
-        init(_ layout: [(name: String, zone: String?, network: FakeNetwork)]) throws {
-            docker = try FakeDockerHost()
-            enforcer = Enforcer(dataplane: try NetlinkDataplane(), tracker: try ConntrackTable(),
-                                hostAddresses: { (try? HostNetwork.addresses()) ?? [] })
-            _ = try HostNetwork.ensureBridgeNetfilter()
-            for (name, zone, network) in layout {
-                containers[name] = try docker.addContainer(name, on: network)
-                zones[name] = zone
-            }
-        }
-
-        func inventory(ports: [ServicePort]) -> Inventory {
-            Inventory(containers: containers.keys.sorted().map { name in
-                let container = containers[name]!
-                let addresses = [IPAddress(container.ipv4)!, IPAddress(container.ipv6)!]
-                return Container(name: name, labels: zones[name].map { ["zonegate.zone": $0] } ?? [:], addresses: addresses, ports: ports,
-                                 attachments: [BridgeAttachment(bridge: container.network.bridge, port: container.hostVeth, addresses: addresses)])
-            }, bridges: docker.networks.map(\.bridge))
-        }
-
-        func evaluator(_ policyText: String, ports: [ServicePort]) throws -> PolicyEvaluator {
-            PolicyEvaluator(policy: try PolicyParser.parse([PolicyFile(name: "p.yaml", text: policyText)]), inventory: inventory(ports: ports))
-        }
-
-        /// The matrix's rows as a probe plan: every source (each container, host, world), every
-        /// other container, every port.
-        func plan(_ evaluator: PolicyEvaluator, ports: [ServicePort], layers: OtherLayers = OtherLayers()) -> ProbePlan {
-            let names = containers.keys.sorted()
-            var flows: [ProbeFlow] = []
-            for from in names.map(ProbeSource.container) + [.host, .world] {
-                let peer: Peer = switch from {
-                case .container(let name): evaluator.peer(named: name)!
-                case .host: .host
-                case .world: .world
-                }
-                for to in names where ProbeSource.container(to) != from {
-                    for port in ports {
-                        let verdict = evaluator.decide(from: peer, to: evaluator.peer(named: to)!, port: port).verdict
-                        flows.append(ProbeFlow(from: from, to: to, port: port, allowed: verdict != .deny))
-                    }
-                }
-            }
-            let probeContainers = names.map { name in
-                let container = containers[name]!
-                return ProbeContainer(name: name, addresses: [IPAddress(container.ipv4)!, IPAddress(container.ipv6)!],
-                                      namespace: .path("/run/netns/\(container.namespace)"), bridges: [container.network.bridge])
-            }
-            return ProbePlan(containers: probeContainers, flows: flows, avoid: PolicyEvaluator.cidrBlocks(of: evaluator.policy).map(\.cidr),
-                             otherLayers: layers)
-        }
-
-        deinit {
-            _ = docker.remove()
-            try? NetlinkDataplane().apply(try diff(from: NetlinkDataplane().readAll(name: RulesetCompiler.tableName), to: Ruleset()))
-        }
-    }
-
     /// What a run could leave behind: namespaces, links, routes, and listening sockets in the
     /// host and in each container.
-    static func snapshot(_ host: Host) throws -> [String] {
+    static func snapshot(_ host: ProbeTestHost) throws -> [String] {
         var lines: [String] = []
         lines += try NetnsCommand.check(["ip", "netns", "list"]).split(separator: "\n").map { "netns \($0)" }
         lines += try NetnsCommand.check(["ip", "-o", "link", "show"]).split(separator: "\n").map {
@@ -105,7 +40,7 @@ struct ProbeEngineTests {
     }
 
     @Test func probesGiveTheMatrixVerdictsAndLeaveNothingBehind() throws {
-        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary), ("pay1", "payments", .secondary), ("loose", nil, .primary)])
+        let host = try ProbeTestHost([("web1", "web", .primary), ("api1", "api", .primary), ("pay1", "payments", .secondary), ("loose", nil, .primary)])
         let evaluator = try host.evaluator(Self.policyText, ports: Self.ports)
         try host.enforcer.enforce(evaluator)
         // The container's own service on one port: the probe uses it instead of a temporary listener.
@@ -142,7 +77,7 @@ struct ProbeEngineTests {
     /// facts say it applies (here a stand-in for Docker's isolation of networks).
     @Test func anotherLayerThatBlocksIsNamed() throws {
         let policy = "zones:\n  - {name: web}\n  - {name: api}\nrules:\n  - {name: web-api, from: web, to: api, ports: [8080/tcp]}\n"
-        let host = try Host([("web1", "web", .primary), ("api1", "api", .secondary), ("api2", "api", .primary)])
+        let host = try ProbeTestHost([("web1", "web", .primary), ("api1", "api", .secondary), ("api2", "api", .primary)])
         let ports = [ServicePort(8080, .tcp)]
         let evaluator = try host.evaluator(policy, ports: ports)
         try host.enforcer.enforce(evaluator)
@@ -170,7 +105,7 @@ struct ProbeEngineTests {
     /// A run killed by SIGTERM mid-probe (a child process running the engine, its probes held
     /// by a drop rule) leaves no namespace, link, route or listener.
     @Test func aRunInterruptedBySIGTERMLeavesNothingBehind() throws {
-        let host = try Host([("web1", "web", .primary), ("api1", "api", .primary)])
+        let host = try ProbeTestHost([("web1", "web", .primary), ("api1", "api", .primary)])
         try NetnsCommand.check(["nft", "-f", "-"], input: """
             table inet zgprobetest {
               chain forward {
@@ -213,28 +148,8 @@ struct ProbeEngineTests {
     /// Throughput: 50 containers with 2 ports each, every flow of the matrix (containers, host,
     /// world) over IPv4 and IPv6, most of them denied (so waiting out their timeout).
     @Test func fiftyContainersWithTwoPortsEach() throws {
-        let zones = ["web", "api", "payments", "corp", "monitoring"]
-        let policy = """
-            zones:
-              - {name: web}
-              - {name: api, ingress: restricted}
-              - {name: payments, ingress: restricted, egress: restricted}
-              - {name: corp, ingress: restricted}
-              - {name: monitoring}
-            rules:
-              - {name: web-api, from: web, to: api, ports: [8080/tcp]}
-              - {name: api-payments, from: api, to: payments, ports: [8443/tcp]}
-              - {name: monitoring-all, from: monitoring, to: any, ports: [8080/tcp, 8443/tcp]}
-              - {name: world-web, from: world, to: web, ports: [8080/tcp]}
-            """
-        let layout = (0..<50).map { index in
-            (name: "c\(index)", zone: Optional(zones[index % zones.count]), network: index % 2 == 0 ? FakeNetwork.primary : .secondary)
-        }
-        let host = try Host(layout)
-        let ports = [ServicePort(8080, .tcp), ServicePort(8443, .tcp)]
-        let evaluator = try host.evaluator(policy, ports: ports)
-        try host.enforcer.enforce(evaluator)
-        let plan = host.plan(evaluator, ports: ports)
+        let (host, plan) = try ProbeTestHost.fiftyContainersWithTwoPortsEach()
+        defer { withExtendedLifetime(host) {} }  // its deinit removes the containers: not before the probes end
         #expect(plan.flows.count == 50 * 49 * 2 + 2 * 50 * 2)
         let report = try ProbeEngine.runBlocking(plan)
         let allowed = plan.flows.count { $0.allowed }

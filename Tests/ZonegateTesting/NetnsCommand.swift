@@ -273,7 +273,8 @@ final class PipeCollector: @unchecked Sendable {
 }
 
 extension Duration {
-    var seconds: Double {
+    /// The duration in seconds, as a Double (figures and timeouts in tests and benchmarks).
+    public var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
