@@ -48,6 +48,22 @@ struct RulesetComparisonKernelTests {
         #expect(found.count == 1 && found[0].hasPrefix("changed chain: chain inet zonegate forward has {") && found[0].contains("policy drop;"), "\(found)")
     }
 
+    /// A chain on a hook zonegate does not model (inet's ingress, 5) reads back as foreign, never
+    /// as a hook it knows: it is named, and the diff replaces it with zonegate's own.
+    @Test func chainOnAForeignHookIsNamedAndReplaced() throws {
+        try NetnsCommand.check(["ip", "link", "set", "lo", "up"])
+        try NetnsCommand.check(["nft", "flush", "chain", "inet", "zonegate", "forward"])
+        try NetnsCommand.check(["nft", "delete", "chain", "inet", "zonegate", "forward"])
+        try NetnsCommand.check(["nft", "add", "chain", "inet", "zonegate", "forward",
+                                "{", "type", "filter", "hook", "ingress", "device", "lo", "priority", "0", ";", "}"])
+        let kernel = try dataplane.readAll(name: "zonegate")
+        #expect(kernel.table(.inet, "zonegate")?.chain("forward")?.hook?.hook == .foreign(5))
+        let found = try differences()
+        #expect(found.contains { $0.hasPrefix("changed chain: chain inet zonegate forward has { type filter hook <foreign 5> priority 0;") }, "\(found)")
+        try dataplane.apply(try diff(from: kernel, to: desired))
+        #expect(try differences() == [])
+    }
+
     @Test func missingTableAndExtraChainAreNamed() throws {
         try NetnsCommand.check(["nft", "add", "chain", "inet", "zonegate", "extra"])
         try NetnsCommand.check(["nft", "delete", "table", "bridge", "zonegate"])
