@@ -114,6 +114,8 @@ public actor Reconciler<C: Clock<Duration>>: Service {
     private var followUp: (reasons: [String], takeOver: Bool)?
     private var compileGeneration = 0
     private let finishedCompiles = FinishedCompiles()
+    /// The resync waiting to retry what failed, if any.
+    private var retry: Task<Void, Never>?
     /// Superseded compiles still running on their threads, by generation: their end is logged.
     private var abandoned: [Int: PendingCompile] = [:]
     /// The policy directory's fingerprint taken just before the policy was last read: a change
@@ -167,7 +169,10 @@ public actor Reconciler<C: Clock<Duration>>: Service {
     }
 
     public func run() async throws {
-        defer { compiling?.task.cancel() }
+        defer {
+            compiling?.task.cancel()
+            retry?.cancel()
+        }
         try await cancelWhenGracefulShutdown { [self] in
             let events = try await start()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -359,7 +364,7 @@ public actor Reconciler<C: Clock<Duration>>: Service {
             logger.error("cannot read Docker; enforcement stays as it was, retrying", metadata: [
                 "error": "\(error)", "retry_in_ms": .milliseconds(timing.maximumBackoff),
             ])
-            retryLater(work)
+            retryLater()
             return
         }
         // The compile running now was built before these changes: they are applied again on top of it.
@@ -379,7 +384,7 @@ public actor Reconciler<C: Clock<Duration>>: Service {
             logger.error("the kernel refused the change; the previous rules stay in force, retrying", metadata: [
                 "error": "\(error)", "retry_in_ms": .milliseconds(timing.maximumBackoff),
             ])
-            retryLater(work)
+            retryLater()
         }
     }
 
@@ -472,7 +477,7 @@ public actor Reconciler<C: Clock<Duration>>: Service {
         case .failure(let error):
             if !(error is CancellationError) {
                 logger.error("compile failed; the previous rules stay in force, retrying", metadata: ["error": "\(error)"])
-                retryLater(Mailbox.Work(resync: true))
+                retryLater()
             }
             startFollowUp()
             return
@@ -488,7 +493,7 @@ public actor Reconciler<C: Clock<Duration>>: Service {
             logger.error("the kernel refused the change; the previous rules stay in force, retrying", metadata: [
                 "error": "\(error)", "retry_in_ms": .milliseconds(timing.maximumBackoff),
             ])
-            retryLater(Mailbox.Work(resync: true))
+            retryLater()
             startFollowUp()
             return
         }
@@ -521,10 +526,13 @@ public actor Reconciler<C: Clock<Duration>>: Service {
         startCompile(reasons: waiting.reasons, takeOver: waiting.takeOver)
     }
 
-    private func retryLater(_ work: Mailbox.Work) {
-        let delay = timing.maximumBackoff
-        Task { [mailbox, clock] in
-            try? await clock.sleep(for: delay)
+    /// A full resync after `maximumBackoff`. One covers every failure before it, so a retry
+    /// already waiting is not doubled; shutdown cancels it.
+    private func retryLater() {
+        guard retry == nil else { return }
+        retry = Task { [mailbox, clock, timing] in
+            guard (try? await clock.sleep(for: timing.maximumBackoff)) != nil else { return }
+            retry = nil
             mailbox.post { $0.resync = true; $0.reasons.append("retry after an error") }
         }
     }
