@@ -1,17 +1,11 @@
 import Testing
 import ZonegateEngine
 import ZonegatePolicy
+import ZonegateTesting
 
 /// The matrix of cli.md: which rows, in which order, and totals that agree with the rows.
 @Suite struct MatrixTests {
-    private let shopPolicy = policy("""
-        defaults: {unzoned: restricted}
-        zones:
-          - {name: web}
-          - {name: api, egress: restricted}
-          - {name: corp, mode: audit}
-        rules:
-          - {name: world-web, from: world, to: web, ports: [443/tcp]}
+    private let shopPolicy = policy("defaults: {unzoned: restricted}\n" + shopZonesAndWorldRule + """
           - {name: web-api, from: web, to: api, ports: [8080/tcp]}
           - {name: api-out, from: api, to: {cidr: 198.51.100.0/24}, ports: [443/tcp]}
         """)

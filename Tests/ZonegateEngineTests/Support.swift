@@ -31,13 +31,7 @@ extension PolicyEvaluator {
 }
 
 /// Zones, rules of every endpoint kind and containers of each kind, for the dataplane-facing views.
-let sharedDataplaneEvaluator = PolicyEvaluator(policy: policy("""
-    zones:
-      - {name: web}
-      - {name: api, egress: restricted}
-      - {name: corp, mode: audit}
-    rules:
-      - {name: world-web, from: world, to: web, ports: [443/tcp]}
+let sharedDataplaneEvaluator = PolicyEvaluator(policy: policy(shopZonesAndWorldRule + """
       - {name: web-api, from: web, to: api, ports: [8000-8100/tcp, 53/udp]}
       - {name: web-api-2, from: web, to: api, ports: [8050-8200/tcp]}
       - {name: api-out, from: api, to: {cidr: 198.51.100.0/24, except: [198.51.100.64/26]}, ports: [443/tcp]}

@@ -8,14 +8,7 @@ import ZonegateTesting
 /// The compiled tables, checked without a kernel: their verdict maps give the matrix's verdicts,
 /// and changes become the small transactions the dataplane issue asks for.
 @Suite struct RulesetCompilerTests {
-    static let policyText = """
-        defaults: {unzoned: restricted}
-        zones:
-          - {name: web}
-          - {name: api, egress: restricted}
-          - {name: corp, mode: audit}
-        rules:
-          - {name: world-web, from: world, to: web, ports: [443/tcp]}
+    static let policyText = "defaults: {unzoned: restricted}\n" + shopZonesAndWorldRule + """
           - {name: web-api, from: web, to: api, ports: [8080/tcp, 53/udp]}
           - {name: api-out, from: api, to: {cidr: 198.51.100.0/24}, ports: [443/tcp]}
           - {name: host-api, from: host, to: api, ports: [9100/tcp]}

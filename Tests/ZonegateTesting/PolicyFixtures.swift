@@ -25,3 +25,15 @@ public func webToDatabaseRuleset(bridge: String, webPort: String, databasePort: 
     ], bridges: [bridge])
     return RulesetCompiler.ruleset(PolicyEvaluator(policy: policy, inventory: inventory))
 }
+
+/// The zones the pure compiler and matrix tests share, and their world -> web rule: web (open),
+/// api (egress restricted), corp (audit). A test appends its own rules, each line `  - {...}`.
+public let shopZonesAndWorldRule = """
+    zones:
+      - {name: web}
+      - {name: api, egress: restricted}
+      - {name: corp, mode: audit}
+    rules:
+      - {name: world-web, from: world, to: web, ports: [443/tcp]}
+
+    """
