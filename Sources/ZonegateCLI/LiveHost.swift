@@ -41,12 +41,14 @@ struct DockerOptions: ParsableArguments {
         }
     }
 
-    /// The running containers as Docker lists them, and the inventory built from them.
-    static func snapshot(_ client: DockerAPIClient, managedNetworks: [String]?) async throws -> (containers: [DockerContainer], inventory: Inventory) {
-        async let networks = client.networks()
+    /// The running containers and the networks as Docker lists them, and the inventory built from them.
+    static func snapshot(_ client: DockerAPIClient, managedNetworks: [String]?)
+        async throws -> (containers: [DockerContainer], networks: [DockerNetwork], inventory: Inventory) {
+        async let listed = client.networks()
         let containers = try await client.runningContainers()
-        let inventory = DockerInventory.build(containers: containers, networks: try await networks,
+        let networks = try await listed
+        let inventory = DockerInventory.build(containers: containers, networks: networks,
                                               managedNetworks: managedNetworks, bridgePort: VethResolver().resolver())
-        return (containers, inventory)
+        return (containers, networks, inventory)
     }
 }

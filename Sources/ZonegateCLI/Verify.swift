@@ -75,7 +75,7 @@ extension Zonegate {
             var flows = matrix.map { EvidenceFlow($0) }
             var probeWarnings: [String] = []
             if probe {
-                (flows, probeWarnings) = try VerifyProbes.run(flows, evaluator: evaluator, pids: live.pids)
+                (flows, probeWarnings) = try VerifyProbes.run(flows, evaluator: evaluator, pids: live.pids, otherLayers: live.otherLayers)
             } else {
                 for index in flows.indices { flows[index].probeNote = "not probed: verify ran without --probe" }
             }
@@ -111,23 +111,35 @@ extension Zonegate {
 }
 
 /// The live Docker host as verify needs it: the inventory, each container's pid (its network
-/// namespace for the probes) and Docker's version.
+/// namespace for the probes), what Docker itself blocks, and Docker's version.
 struct LiveDocker {
     var inventory: Inventory
     /// By the name the matrix shows.
     var pids: [String: Int32]
+    var otherLayers: OtherLayers
     var dockerVersion: String
 
     static func read(_ options: DockerOptions, managedNetworks: [String]?) async throws -> LiveDocker {
         try await options.withClient(for: "verify") { client in
             let version = try await client.version()
-            let (containers, inventory) = try await DockerOptions.snapshot(client, managedNetworks: managedNetworks)
+            let (containers, networks, inventory) = try await DockerOptions.snapshot(client, managedNetworks: managedNetworks)
             var pids: [String: Int32] = [:]
             for container in containers where container.pid > 0 {
                 pids[PolicyEvaluator.displayName(ofContainer: container.name)] = container.pid
             }
-            return LiveDocker(inventory: inventory, pids: pids, dockerVersion: "\(version.engine) (API \(version.apiVersion))")
+            return LiveDocker(inventory: inventory, pids: pids, otherLayers: .docker(networks),
+                              dockerVersion: "\(version.engine) (API \(version.apiVersion))")
         }
+    }
+}
+
+extension OtherLayers {
+    /// A Docker host with these networks: its defaults, and the bridges of the networks whose
+    /// options disable inter-container traffic.
+    static func docker(_ networks: [DockerNetwork]) -> OtherLayers {
+        var layers = OtherLayers.docker
+        layers.bridgesWithoutICC = Set(networks.filter(\.interContainerTrafficDisabled).compactMap(\.bridgeDevice))
+        return layers
     }
 }
 
@@ -148,7 +160,8 @@ extension HostFacts {
 /// SIGTERM stopping it (the engine then removes what it made), and its results set on the rows.
 enum VerifyProbes {
     /// The rows with their probes, and the engine's warnings (what may make a result wrong).
-    static func run(_ rows: [EvidenceFlow], evaluator: PolicyEvaluator, pids: [String: Int32]) throws -> ([EvidenceFlow], [String]) {
+    static func run(_ rows: [EvidenceFlow], evaluator: PolicyEvaluator, pids: [String: Int32],
+                    otherLayers: OtherLayers) throws -> ([EvidenceFlow], [String]) {
         let inventory = evaluator.inventory
         let containers = inventory.containers.indices.map { index -> ProbeContainer in
             let container = inventory.containers[index]
@@ -169,7 +182,7 @@ enum VerifyProbes {
             throw CommandFailure.usage("the matrix has \(flows.count) flows; verify --probe tries at most \(ProbeOptions.flowLimit)")
         }
         let plan = ProbePlan(containers: containers, flows: flows, avoid: PolicyEvaluator.cidrBlocks(of: evaluator.policy).map(\.cidr),
-                             otherLayers: .docker)
+                             otherLayers: otherLayers)
         let cancellation = ProbeCancellation()
         var sources: [DispatchSourceSignal] = []
         for number in [SIGINT, SIGTERM] {

@@ -88,12 +88,16 @@ public struct DockerNetwork: Sendable, Hashable {
     /// `Options["com.docker.network.bridge.name"]`: set for the default bridge (`docker0`);
     /// nil for other networks.
     public var bridgeNameOption: String?
+    /// `Options["com.docker.network.bridge.enable_icc"]` is false: Docker drops traffic between
+    /// two containers of this bridge (on the default bridge, the daemon's `--icc=false`).
+    public var interContainerTrafficDisabled: Bool
 
-    public init(id: String, name: String, driver: String, bridgeNameOption: String? = nil) {
+    public init(id: String, name: String, driver: String, bridgeNameOption: String? = nil, interContainerTrafficDisabled: Bool = false) {
         self.id = id
         self.name = name
         self.driver = driver
         self.bridgeNameOption = bridgeNameOption
+        self.interContainerTrafficDisabled = interContainerTrafficDisabled
     }
 
     /// The Linux bridge device of a bridge network: its name option, else `br-` and the

@@ -42,8 +42,14 @@ public enum DockerJSON {
     public static func networks(fromList data: Data) throws -> [DockerNetwork] {
         try decode([NetworkJSON].self, from: data, what: "network list").map {
             DockerNetwork(id: $0.Id, name: $0.Name, driver: $0.Driver ?? "",
-                          bridgeNameOption: $0.Options?["com.docker.network.bridge.name"].flatMap { $0.isEmpty ? nil : $0 })
+                          bridgeNameOption: $0.Options?["com.docker.network.bridge.name"].flatMap { $0.isEmpty ? nil : $0 },
+                          interContainerTrafficDisabled: $0.Options?["com.docker.network.bridge.enable_icc"].map(isFalse) ?? false)
         }.sorted { $0.name < $1.name }
+    }
+
+    /// The spellings of false Docker accepts for a boolean option (Go's strconv.ParseBool).
+    private static func isFalse(_ value: String) -> Bool {
+        ["0", "f", "F", "false", "FALSE", "False"].contains(value)
     }
 
     /// One line of `GET /events`; nil for an event without a type or action (none are expected

@@ -100,6 +100,20 @@ struct DockerJSONTests {
         #expect(byName["host"]?.driver == "host")
         #expect(byName["zg-mac"]?.driver == "macvlan" && byName["zg-mac"]?.bridgeDevice == nil)
         #expect(byName["zg-ipv"]?.driver == "ipvlan")
+        // The default bridge says `enable_icc: "true"`; the others say nothing: all allow it.
+        #expect(networks.allSatisfy { !$0.interContainerTrafficDisabled })
+    }
+
+    /// `docker network create -o com.docker.network.bridge.enable_icc=VALUE`: Docker parses VALUE
+    /// with Go's strconv.ParseBool and keeps the text as given.
+    @Test(arguments: [("false", true), ("0", true), ("f", true), ("F", true), ("FALSE", true), ("False", true),
+                      ("true", false), ("1", false), ("", false), (nil, false)] as [(String?, Bool)])
+    func interContainerTrafficOptionDecodes(value: String?, disabled: Bool) throws {
+        let options = value.map { #"{"com.docker.network.bridge.enable_icc": "\#($0)"}"# } ?? "{}"
+        let json = #"[{"Name": "zg-noicc", "Id": "5e1f0c2a9b7d", "Driver": "bridge", "Options": \#(options)}]"#
+        let network = try #require(try DockerJSON.networks(fromList: Data(json.utf8)).first)
+        #expect(network.interContainerTrafficDisabled == disabled, "enable_icc \(value ?? "absent")")
+        #expect(network.bridgeDevice == "br-5e1f0c2a9b7d")
     }
 
     @Test func versionDecodes() throws {
