@@ -91,9 +91,11 @@ final class OutsideNamespace {
     static let settleMilliseconds = 300
     private var hostIndex: Int32
 
-    /// Must run on the engine thread while it is in the host's namespace (`hostNamespace`);
-    /// returns there.
+    /// Runs on the engine thread; returns in the host's namespace (`hostNamespace`).
     init(avoid: [CIDR], inUse: [IPAddress], hostNamespace: Int32) throws {
+        // The routes read, the host's netlink socket and the veth all belong to the namespace the
+        // thread is in: the host's, whichever one the engine last entered.
+        try Netns.enter(hostNamespace)
         var addressing = OutsideAddressing.pick(avoid: avoid, routes: hostRoutes(), inUse: inUse)
         var unavailable: [Bool: String] = [:]
         if addressing.v4 == nil { unavailable[true] = "no free IPv4 range for the outside namespace" }

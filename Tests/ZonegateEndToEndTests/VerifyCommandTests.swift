@@ -4,7 +4,9 @@ import ZonegateTesting
 
 /// `zonegate verify` on the private dockerd: passes on a reconciled host; fails when a container
 /// starts while the daemon is stopped, and passes again once it is gone; with --probe fails on
-/// an accept rule planted in zonegate's chain, the leak visible in the probe rows.
+/// an accept rule planted in zonegate's chain, the leak visible in the probe rows; interrupted
+/// or killed mid-probe leaves nothing behind; names Docker's `enable_icc=false` as the layer
+/// that blocks a flow zonegate allows.
 @Suite(.serialized, .enabled(if: try TestLayer.endToEnd.runs(), "end-to-end tests: ZONEGATE_E2E_TESTS=1 (make test)"))
 struct VerifyCommandTests {
     func verify(_ host: EndToEndHost, _ extra: [String] = []) throws -> (CommandOutcome, Duration) {
@@ -31,6 +33,8 @@ struct VerifyCommandTests {
         let (passed, probeTime) = try verify(host, ["--probe", "--report", report, "--sign-key", key])
         #expect(passed.status == 0, "\(passed.stdout)\n\(passed.stderr)")
         #expect(passed.stdout.contains("ruleset: pass") && passed.stdout.contains("probes: pass"), "\(passed.stdout)")
+        // Every row probed, the world's too (from the outside namespace): "not probed" passes the check.
+        #expect(passed.stdout.contains(" blocked, 0 not probed"), "\(passed.stdout)")
         let sums = try NetnsCommand.check(["sh", "-c", "cd '\(report)' && sha256sum -c SHA256SUMS"])
         #expect(sums.contains("evidence.md: OK"), "\(sums)")
         let checked = try ZonegateBinary.run(["verify-report", report, "--public-key", publicKey])
@@ -64,6 +68,99 @@ struct VerifyCommandTests {
         #expect(leak.stdout.contains("extra rule: in chain inet zonegate forward at position 1: meta nfproto ipv4 ip saddr \(webAddress) accept"),
                 "\(leak.stdout)")
         #expect(leak.stdout.contains("probes: FAIL") && leak.stdout.contains("leak: vf-web -> vf-db 5432/tcp got through"), "\(leak.stdout)")
+    }
+
+    /// verify --probe stopped by SIGINT, SIGTERM (exit 130) and SIGKILL once its outside namespace
+    /// and temporary listeners exist: afterwards no namespace, namespace id, link, route, listener
+    /// or change to zonegate's tables remains. After SIGKILL nothing could clean up: the outside
+    /// namespace, anonymous, goes with the process and takes its veth pair and routes along.
+    @Test func verifyKilledMidProbeLeavesNothingBehind() throws {
+        let host = try EndToEndHost()
+        defer { host.close() }
+        try host.add("vk-web", zone: "web")
+        try host.add("vk-api", zone: "api")
+        try host.add("vk-db", zone: "db")
+        // Unzoned, 2,000 ports and no service: each port gets a temporary listener, and the
+        // 10,000 flows to it (from the three containers, the host and the world: 20,000 attempts
+        // over both families) are denied, paced at 3,000 attempts a second and each waiting out
+        // its 1 s: the run probes for ~9 s (~11 s in all).
+        let bulk = try host.docker.run("vk-bulk", network: userNetwork, labels: ["role": "bulk"], expose: ["20000-21999/tcp"])
+        try host.startZonegate()
+        let sites: [any ProbeSite] = host.containers.values.sorted { $0.name < $1.name }.map { $0 } + [bulk]
+        let tables = [(family: "inet", name: "zonegate"), (family: "bridge", name: "zonegate")]
+        let before = try ProbeLeftovers.settled(sites: sites, nftTables: tables)
+        #expect(before.contains { $0.hasPrefix("nft inet zonegate") && $0.contains("chain forward") }, "\(before)")
+
+        for signal in [SIGINT, SIGTERM, SIGKILL] {
+            let verify = try ZonegateDaemonProcess(arguments: ["verify", "--policies", host.policies, "--docker-host", host.docker.host, "--probe"])
+            // Probing has started once the outside link (host end `zgprobe…`) and a temporary
+            // listener on one of vk-bulk's ports exist.
+            let started = eventually(attempts: 300) {
+                verify.exitStatus != nil
+                    || ((try? NetnsCommand.check(["ip", "-o", "link", "show"]))?.contains(": zgprobe") == true
+                        && (try? NetnsCommand.check(["ss", "-Hltn"], in: bulk.netnsLocation))?.contains(":20") == true)
+            }
+            let during = try ProbeLeftovers.snapshot(sites: sites, nftTables: tables)
+            #expect(started && verify.exitStatus == nil,
+                    "signal \(signal): not seen probing, or done before the signal (exit \(verify.exitStatus.map(String.init) ?? "none")): \(verify.tail())")
+            verify.send(signal)
+            #expect(eventually(attempts: 100) { verify.exitStatus != nil }, "signal \(signal): still running")
+            let status = verify.stop()
+            // What the run made, so that "gone afterwards" below checks something: the outside
+            // link, its routes, the listeners; zonegate's tables untouched meanwhile.
+            let made = Set(during).subtracting(before)
+            #expect(made.contains { $0.hasPrefix("link ") && $0.contains("zgprobe") }, "signal \(signal): \(made.sorted())")
+            #expect(made.contains { $0.hasPrefix("route") && $0.contains("dev zgprobe") }, "signal \(signal): \(made.sorted())")
+            #expect(made.contains { $0.contains(" listens tcp") && $0.contains(":20") }, "signal \(signal): \(made.sorted())")
+            #expect(!made.contains { $0.hasPrefix("nft ") }, "signal \(signal): verify changed zonegate's tables: \(made.sorted())")
+            if signal == SIGKILL {
+                #expect(status == 128 + SIGKILL)
+            } else {
+                #expect(status == 130, "signal \(signal): \(verify.tail())")
+                #expect(verify.lines.contains { $0.contains("verify interrupted") }, "signal \(signal): \(verify.tail())")
+            }
+            // The kernel destroys an unused namespace, and the veth pair in it, asynchronously.
+            var after: [String] = []
+            _ = eventually(attempts: 30) {
+                after = (try? ProbeLeftovers.snapshot(sites: sites, nftTables: tables)) ?? []
+                return after == before
+            }
+            #expect(after == before, "signal \(signal): \(ProbeLeftovers.difference(before, after))")
+        }
+    }
+
+    /// A flow zonegate allows between two containers of a network created with
+    /// `com.docker.network.bridge.enable_icc=false`: Docker drops it, and verify --probe names
+    /// that option as the layer that blocked it; the check passes (exit 0).
+    @Test func verifyNamesDockersInterContainerSwitch() throws {
+        let host = try EndToEndHost()
+        defer { host.close() }
+        let network = "zg-noicc"
+        try host.docker.docker(["network", "create", "--driver", "bridge", "--subnet", "172.31.0.0/24",
+                                "-o", "com.docker.network.bridge.enable_icc=false", network])
+        let web = try host.add("vi-web", zone: "web", network: network)
+        let api = try host.add("vi-api", zone: "api", network: network)
+        try host.startZonegate()
+        let bridge = "br-" + (try host.docker.docker(["network", "inspect", "--format", "{{.Id}}", network])).prefix(12)
+        // Docker's drop, not zonegate's: the flow is allowed, and still nothing gets through.
+        #expect(try host.liveMatrix().contains { $0.from == "vi-web" && $0.to == "vi-api" && $0.port == 8080 && $0.passes })
+        let apiAddress = try #require(api.ipv4(on: network))
+        #expect(try !reaches(web, apiAddress, 8080))
+
+        let (outcome, _) = try verify(host, ["--probe", "--format", "json"])
+        #expect(outcome.status == 0, "\(outcome.stdout)\n\(outcome.stderr)")
+        let evidence = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any], "\(outcome.stdout)")
+        let flows = evidence["flows"] as? [[String: Any]] ?? []
+        let flow = try #require(flows.first { $0["from"] as? String == "vi-web" && $0["to"] as? String == "vi-api" && $0["port"] as? Int == 8080 },
+                                "\(flows)")
+        #expect(flow["probe"] as? String == "blocked", "\(flow)")
+        #expect(flow["blockedBy"] as? String == "inter-container traffic disabled on \(bridge) (com.docker.network.bridge.enable_icc=false)",
+                "\(flow)")
+        let checks = evidence["checks"] as? [[String: Any]] ?? []
+        let probes = try #require(checks.first { $0["name"] as? String == "probes" }, "\(checks)")
+        #expect(probes["result"] as? String == "pass", "\(probes)")
+        #expect((probes["details"] as? [String] ?? []).contains { $0.hasPrefix("1 allowed flows blocked by another layer: inter-container traffic disabled on \(bridge)") },
+                "\(probes)")
     }
 }
 

@@ -22,23 +22,28 @@ public enum ZonegateBinary {
     }
 }
 
-/// `zonegate run` in the background, its stderr read as it arrives: one JSON object per line
-/// with `--log-format json`. Started so that it dies with the test process; `stop()` (or
-/// deinit) ends it.
+/// `zonegate run` in the background (or another command a test signals while it runs), its
+/// stderr read as it arrives: one JSON object per line with `--log-format json`. Started so
+/// that it dies with the test process; `stop()` (or deinit) ends it.
 public final class ZonegateDaemonProcess: @unchecked Sendable {
     private let child: ChildProcess
     private let collector: PipeCollector
 
     /// `zonegate run --policies DIR --docker-host HOST --resync-interval RESYNC --log-format json`.
-    public init(policies: String, dockerHost: String, resyncInterval: String = "2s") throws {
+    public convenience init(policies: String, dockerHost: String, resyncInterval: String = "2s") throws {
+        try self.init(arguments: ["run", "--policies", policies, "--docker-host", dockerHost,
+                                  "--resync-interval", resyncInterval, "--log-format", "json"])
+    }
+
+    /// `zonegate ARGS`, its stdout discarded.
+    public init(arguments: [String]) throws {
         let output = try ChildProcess.pipe()
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer {
             close(null)
             close(output.write)
         }
-        let argv = ["/usr/bin/setpriv", "--pdeathsig", "KILL", ZonegateBinary.path, "run", "--policies", policies,
-                    "--docker-host", dockerHost, "--resync-interval", resyncInterval, "--log-format", "json"]
+        let argv = ["/usr/bin/setpriv", "--pdeathsig", "KILL", ZonegateBinary.path] + arguments
         do {
             child = try ProcessLifetimeThread.shared.spawn(argv, stdin: null, stdout: null, stderr: output.write)
         } catch {
