@@ -89,6 +89,19 @@ final class ProbeRun {
     private var pairExpiry: [UInt64: [(time: UInt64, key: PairKey)]] = [:]
     private var pairExpiryHead: [UInt64: Int] = [:]
     private var tableFullsBefore: [Bool: Int] = [:]
+    /// Entries of containers' namespaces that probes create and delete again once no started
+    /// attempt needs them, so that they stop counting against the shared table at once instead
+    /// of for the seconds the kernel keeps a used entry. Counted here while held.
+    private var heldEntries: [PairKey: Int] = [:]
+    /// Per container whose namespace's entries can be deleted: a netlink socket made inside it,
+    /// its links, and the addresses it had entries for before the run (never deleted).
+    private var neighbourAccess: [String: NeighbourAccess] = [:]
+
+    struct NeighbourAccess {
+        let netlink: RouteNetlink
+        let links: [Int32]
+        let before: Set<IPAddress>
+    }
 
     /// A neighbour entry: in `source`'s namespace, for `address` (on the same link), or for
     /// its gateway of that family (`address` nil).
@@ -177,6 +190,8 @@ final class ProbeRun {
         var retried = false
         var elapsed: UInt64 = 0
         var token: [UInt8] = []
+        /// The deletable neighbour entries this attempt holds (`heldEntries`) until it ends.
+        var heldEntries: [PairKey] = []
 
         init(flow: Int, source: ProbeSource, address: IPAddress, port: ServicePort, listener: Listener?) {
             self.flow = flow
@@ -281,13 +296,23 @@ final class ProbeRun {
                 continue
             }
             do {
-                namespaces[name] = try Netns.open(handle.path)
+                let namespace = try Netns.open(handle.path)
+                namespaces[name] = namespace
+                neighbourAccess[name] = try? readNeighbours(in: namespace)
             } catch {
                 namespaceFailures[name] = error.code == ENOENT
                     ? "\(name) has no network namespace (\(handle.path) is gone: the container is not running)"
                     : "the network namespace of \(name) cannot be opened: \(error)"
             }
         }
+    }
+
+    /// A netlink socket inside the namespace (it acts where it was made), its links and the
+    /// addresses it holds entries for now.
+    private func readNeighbours(in namespace: Int32) throws -> NeighbourAccess {
+        try enter(namespace)
+        let netlink = try RouteNetlink()
+        return NeighbourAccess(netlink: netlink, links: try netlink.linkIndexes(), before: Set(try netlink.neighbours().map(\.address)))
     }
 
     private func checkSCTP() {
@@ -507,22 +532,52 @@ final class ProbeRun {
     /// is the next hop, which over-counts). The kernel's tables are shared by all namespaces
     /// and hold gc_thresh3 entries (1024 by default); an entry used in the last 5 s cannot be
     /// collected, and a lookup that finds the table full drops the packet silently, which would
-    /// read as `blocked`. So new pairs start only while the run's share of the table allows.
+    /// read as `blocked`. So new pairs start only while the run's share of the table allows;
+    /// a container's entry for a peer on its link is deleted, and its share freed, as soon as the
+    /// last attempt that needs it ends (`release`), the others when the kernel may collect them.
     private func neighbourAllows(_ attempt: Attempt, now: UInt64) -> Bool {
         let keys = neighbourKeys(attempt)
         let ipv4 = attempt.address.isIPv4
-        let fresh = keys.count { pairUse[$0.key] == nil }
+        let fresh = keys.count { deletable($0.key) ? heldEntries[$0.key] == nil : pairUse[$0.key] == nil }
         if fresh > 0 {
             guard pairsInWindow[ipv4, default: 0] + fresh <= neighbourBudget[ipv4, default: 64] else { return false }
             pairsInWindow[ipv4, default: 0] += fresh
         }
         for (key, window) in keys {
+            if deletable(key) {
+                heldEntries[key, default: 0] += 1
+                attempt.heldEntries.append(key)
+                continue
+            }
             let expiry = now + window
             if let held = pairUse[key], held >= expiry { continue }
             pairUse[key] = expiry
             pairExpiry[window, default: []].append((expiry, key))
         }
         return true
+    }
+
+    /// A container's entry for a peer on its own link, which the run can delete once used; not
+    /// its gateway's (one per container, and shared with its own traffic) nor one it had before.
+    private func deletable(_ key: PairKey) -> Bool {
+        guard case .container(let name) = key.source, let address = key.address, let access = neighbourAccess[name] else { return false }
+        return !access.before.contains(address)
+    }
+
+    /// Ends the attempt's hold on its entries; deletes each no other started attempt holds.
+    private func release(_ attempt: Attempt) {
+        for key in attempt.heldEntries {
+            let holders = heldEntries[key, default: 1] - 1
+            guard holders == 0 else {
+                heldEntries[key] = holders
+                continue
+            }
+            heldEntries[key] = nil
+            pairsInWindow[key.ipv4, default: 1] -= 1
+            guard case .container(let name) = key.source, let address = key.address, let access = neighbourAccess[name] else { continue }
+            for link in access.links { _ = try? access.netlink.deleteNeighbour(address, index: link) }
+        }
+        attempt.heldEntries = []
     }
 
     private func expirePairs(now: UInt64) {
@@ -753,6 +808,7 @@ final class ProbeRun {
         }
         attempt.fd = -1
         attempt.retryFD = -1
+        release(attempt)
     }
 
     /// Answers at a temporary listener: accept and close (TCP, SCTP), echo (UDP).
@@ -882,7 +938,9 @@ final class ProbeRun {
             for fd in [attempt.fd, attempt.retryFD] where fd >= 0 { close(fd) }
             attempt.fd = -1
             attempt.retryFD = -1
+            release(attempt)
         }
+        neighbourAccess = [:]
         for listener in listenerList where listener.fd >= 0 {
             close(listener.fd)
             listener.fd = -1

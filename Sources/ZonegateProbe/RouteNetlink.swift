@@ -2,8 +2,8 @@ import CZonegateProbe
 import Glibc
 import ZonegatePolicy
 
-/// A small rtnetlink client for the outside namespace: a veth pair, addresses, routes, link
-/// state. Written in Swift over a raw NETLINK_ROUTE socket (these few messages need none of
+/// A small rtnetlink client: for the outside namespace a veth pair, addresses, routes, link
+/// state; in containers' namespaces, the neighbour entries probes made. Written in Swift over a raw NETLINK_ROUTE socket (these few messages need none of
 /// libmnl's helpers, and the probe module stays out of ZonegateNetfilter, which owns
 /// libnftnl). A netlink socket acts in the namespace it was created in.
 final class RouteNetlink {
@@ -11,7 +11,9 @@ final class RouteNetlink {
     private var sequence: UInt32 = 1
 
     // linux/rtnetlink.h, linux/if_link.h, linux/veth.h, linux/if_addr.h.
-    static let newLink: UInt16 = 16, deleteLink: UInt16 = 17, newAddress: UInt16 = 20, newRoute: UInt16 = 24
+    static let newLink: UInt16 = 16, deleteLink: UInt16 = 17, getLink: UInt16 = 18, newAddress: UInt16 = 20, newRoute: UInt16 = 24
+    static let newNeighbour: UInt16 = 28, deleteNeighbour: UInt16 = 29, getNeighbour: UInt16 = 30
+    static let neighbourDestination: UInt16 = 1, loopback = UInt32(IFF_LOOPBACK)
     static let ifName: UInt16 = 3, linkInfo: UInt16 = 18, netnsFD: UInt16 = 28
     static let infoKind: UInt16 = 1, infoData: UInt16 = 2, vethPeer: UInt16 = 1
     static let addressAttribute: UInt16 = 1, localAttribute: UInt16 = 2
@@ -63,7 +65,77 @@ final class RouteNetlink {
                     header + Self.attribute(Self.routeGateway, gateway.bytes) + Self.attribute(Self.routeOutput, Self.u32(UInt32(bitPattern: index))))
     }
 
+    /// The indexes of the namespace's links other than loopback.
+    func linkIndexes() throws -> [Int32] {
+        try dump(Self.getLink, Self.ifinfo()).compactMap { message in
+            // struct ifinfomsg: family, pad, type (u16), index (s32), flags (u32), change (u32).
+            guard message.count >= 16, Self.readU32(message, 8) & Self.loopback == 0 else { return nil }
+            return Int32(bitPattern: Self.readU32(message, 4))
+        }
+    }
+
+    /// The namespace's neighbour entries (ARP and neighbour discovery): link index and address.
+    func neighbours() throws -> [(index: Int32, address: IPAddress)] {
+        try dump(Self.getNeighbour, Self.ndmsg(family: UInt8(AF_UNSPEC), index: 0)).compactMap { message in
+            guard message.count >= 12 else { return nil }
+            let index = Int32(bitPattern: Self.readU32(message, 4))
+            var offset = 12
+            while offset + 4 <= message.count {
+                let length = Int(UInt16(message[offset]) | UInt16(message[offset + 1]) << 8)
+                let type = UInt16(message[offset + 2]) | UInt16(message[offset + 3]) << 8
+                guard length >= 4, offset + length <= message.count else { return nil }
+                if type == Self.neighbourDestination, let address = IPAddress(bytes: Array(message[(offset + 4)..<(offset + length)])) {
+                    return (index, address)
+                }
+                offset += (length + 3) & ~3
+            }
+            return nil
+        }
+    }
+
+    /// Deletes the neighbour entry for `address` on the link; true when there was one.
+    @discardableResult
+    func deleteNeighbour(_ address: IPAddress, index: Int32) throws -> Bool {
+        do {
+            try request(Self.deleteNeighbour, create: false,
+                        Self.ndmsg(family: UInt8(family(of: address)), index: index) + Self.attribute(Self.neighbourDestination, address.bytes))
+            return true
+        } catch let error as SystemCallError where error.code == ENOENT {
+            return false
+        }
+    }
+
     // MARK: - Messages
+
+    /// Sends a dump request and collects the payloads (after the netlink header) of its answers.
+    private func dump(_ type: UInt16, _ payload: [UInt8]) throws -> [[UInt8]] {
+        sequence &+= 1
+        var message = Self.u32(UInt32(16 + payload.count)) + Self.u16(type) + Self.u16(czg_nlm_request_dump()) + Self.u32(sequence) + Self.u32(0)
+        message += payload
+        let sent = message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        guard sent == message.count else { throw SystemCallError(function: "send(rtnetlink dump)", code: errno) }
+        var payloads: [[UInt8]] = []
+        var buffer = [UInt8](repeating: 0, count: 32768)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count >= 0 else { throw SystemCallError(function: "recv(rtnetlink dump)", code: errno) }
+            var offset = 0
+            while offset + 16 <= count {
+                let length = Int(Self.readU32(buffer, offset))
+                guard length >= 16, offset + length <= count else { break }
+                let messageType = UInt16(buffer[offset + 4]) | UInt16(buffer[offset + 5]) << 8
+                if Self.readU32(buffer, offset + 8) == sequence {
+                    if messageType == czg_nlmsg_done() { return payloads }
+                    if messageType == czg_nlmsg_error() {
+                        let code = Int32(bitPattern: Self.readU32(buffer, offset + 16))
+                        throw SystemCallError(function: "rtnetlink dump \(type)", code: -code)
+                    }
+                    payloads.append(Array(buffer[(offset + 16)..<(offset + length)]))
+                }
+                offset += (length + 3) & ~3
+            }
+        }
+    }
 
     /// Sends one request with NLM_F_ACK and waits for its acknowledgement.
     private func request(_ type: UInt16, create: Bool, _ payload: [UInt8]) throws {
@@ -95,6 +167,11 @@ final class RouteNetlink {
 
     static func ifinfo(index: Int32 = 0, flags: UInt32 = 0, change: UInt32 = 0) -> [UInt8] {
         [UInt8(AF_UNSPEC), 0] + u16(0) + u32(UInt32(bitPattern: index)) + u32(flags) + u32(change)
+    }
+
+    /// struct ndmsg: family, two pads, link index, state, flags, type.
+    static func ndmsg(family: UInt8, index: Int32) -> [UInt8] {
+        [family, 0] + u16(0) + u32(UInt32(bitPattern: index)) + u16(0) + [0, 0]
     }
 
     static func attribute(_ type: UInt16, _ payload: [UInt8]) -> [UInt8] {

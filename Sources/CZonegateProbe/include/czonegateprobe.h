@@ -20,5 +20,7 @@ static inline int czg_netlink_route(void) { return NETLINK_ROUTE; }
 static inline unsigned short czg_nlm_request_ack(void) { return NLM_F_REQUEST | NLM_F_ACK; }
 static inline unsigned short czg_nlm_create_excl(void) { return NLM_F_CREATE | NLM_F_EXCL; }
 static inline unsigned short czg_nlmsg_error(void) { return NLMSG_ERROR; }
+static inline unsigned short czg_nlmsg_done(void) { return NLMSG_DONE; }
+static inline unsigned short czg_nlm_request_dump(void) { return NLM_F_REQUEST | NLM_F_DUMP; }
 
 #endif
