@@ -1,4 +1,4 @@
-import Foundation
+import Synchronization
 import ZonegateDocker
 
 /// What the reconciler has been asked to do and not yet done. Producers (Docker events, the
@@ -24,8 +24,7 @@ final class Mailbox: Sendable {
         var isEmpty: Bool { containers.isEmpty && !networks && !resync && reloadReasons.isEmpty && !compileFinished }
     }
 
-    private let state = NSLock()
-    nonisolated(unsafe) private var pending = Work()
+    private let pending = Mutex(Work())
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
@@ -34,14 +33,14 @@ final class Mailbox: Sendable {
     }
 
     func post(_ change: (inout Work) -> Void) {
-        state.withLock { change(&pending) }
+        pending.withLock { change(&$0) }
         wake.yield()
     }
 
     /// Waits until there is work, then takes all of it; nil once the task is cancelled.
     func take() async -> Work? {
         for await _ in wakeups {
-            let work = state.withLock { () -> Work in
+            let work = pending.withLock { pending in
                 defer { pending = Work() }
                 return pending
             }

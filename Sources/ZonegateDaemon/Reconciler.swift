@@ -435,7 +435,7 @@ public actor Reconciler<C: Clock<Duration>>: Service {
         let inventory = inventory(of: Array(containers.values), policy) { portFailures[$0.id] = PortFailure(container: $0, error: $1) }
         let compile = environment.compile
         let results = finishedCompiles, mailbox = self.mailbox
-        let thread = CompileThread(name: "zonegate-compile-\(generation)")
+        let thread = DedicatedThread(name: "zonegate-compile-\(generation)", qualityOfService: .utility)
         let task = Task.detached(executorPreference: thread, priority: .utility) {
             defer { thread.finishWhenIdle() }
             let outcome: Result<CompiledPass, Error>

@@ -1,59 +1,64 @@
 import CNftnl
 import Glibc
+import Synchronization
 import ZonegatePolicy
 
 /// The kernel's connection-tracking table through ctnetlink: zonegate reads it and ends the
 /// connections a policy change revokes (policy.md step 6). Messages are built and parsed here
 /// as plain netlink TLVs; only the socket goes through libmnl.
-public final class ConntrackTable: @unchecked Sendable {
-    // @unchecked: one caller at a time (the reconciler); the socket is not shared.
-    private let socket: NetlinkSocket
+public final class ConntrackTable: Sendable {
+    /// One dump or delete at a time: a reply is matched to its request by the socket's sequence numbers.
+    private let socket: Mutex<NetlinkSocket>
 
     public init() throws {
-        socket = try NetlinkSocket()
+        socket = Mutex(try NetlinkSocket())
     }
 
     /// Every tracked IPv4 and IPv6 connection. One dump of both families: the kernel walks its
     /// whole conntrack hash table for a dump (262,144 buckets here, about 12 ms), however few
     /// entries it holds.
     public func connections() throws -> [TrackedConnection] {
-        var result: [TrackedConnection] = []
-        let sequence = socket.reserveSequences(1)
-        try socket.send(Self.message(type: Self.getMessage, flags: NLM_F_REQUEST | NLM_F_DUMP, sequence: sequence,
-                                     family: UInt8(AF_UNSPEC), attributes: []), expectedReplies: 1)
-        dump: while true {
-            for message in try socket.receive() ?? [] {
-                switch Int32(message.type) {
-                case NLMSG_DONE: break dump
-                case NLMSG_ERROR:
-                    if message.ackError != 0 { throw NetfilterError.systemCall("ctnetlink dump", errno: -message.ackError) }
-                    break dump
-                default:
-                    if let connection = Self.decode(message.bytes) { result.append(connection) }
+        try socket.withLock { socket in
+            var result: [TrackedConnection] = []
+            let sequence = socket.reserveSequences(1)
+            try socket.send(Self.message(type: Self.getMessage, flags: NLM_F_REQUEST | NLM_F_DUMP, sequence: sequence,
+                                         family: UInt8(AF_UNSPEC), attributes: []), expectedReplies: 1)
+            dump: while true {
+                for message in try socket.receive() ?? [] {
+                    switch Int32(message.type) {
+                    case NLMSG_DONE: break dump
+                    case NLMSG_ERROR:
+                        if message.ackError != 0 { throw NetfilterError.systemCall("ctnetlink dump", errno: -message.ackError) }
+                        break dump
+                    default:
+                        if let connection = Self.decode(message.bytes) { result.append(connection) }
+                    }
                 }
             }
+            return result
         }
-        return result
     }
 
     /// Deletes the connections; those already gone are not an error. Returns how many it ended.
     @discardableResult
     public func end(_ connections: [TrackedConnection]) throws -> Int {
-        var ended = 0
-        for connection in connections {
-            let family = UInt8(connection.originalSource.isIPv4 ? AF_INET : AF_INET6)
-            let sequence = socket.reserveSequences(1)
-            try socket.send(Self.message(type: Self.deleteMessage, flags: NLM_F_REQUEST | NLM_F_ACK, sequence: sequence, family: family,
-                                         attributes: [Self.nested(Self.tupleOriginal, Self.tuple(connection))]), expectedReplies: 1)
-            for message in try socket.receive() ?? [] where Int32(message.type) == NLMSG_ERROR {
-                switch -message.ackError {
-                case 0: ended += 1
-                case ENOENT: break
-                case let error: throw NetfilterError.systemCall("ctnetlink delete", errno: error)
+        try socket.withLock { socket in
+            var ended = 0
+            for connection in connections {
+                let family = UInt8(connection.originalSource.isIPv4 ? AF_INET : AF_INET6)
+                let sequence = socket.reserveSequences(1)
+                try socket.send(Self.message(type: Self.deleteMessage, flags: NLM_F_REQUEST | NLM_F_ACK, sequence: sequence, family: family,
+                                             attributes: [Self.nested(Self.tupleOriginal, Self.tuple(connection))]), expectedReplies: 1)
+                for message in try socket.receive() ?? [] where Int32(message.type) == NLMSG_ERROR {
+                    switch -message.ackError {
+                    case 0: ended += 1
+                    case ENOENT: break
+                    case let error: throw NetfilterError.systemCall("ctnetlink delete", errno: error)
+                    }
                 }
             }
+            return ended
         }
-        return ended
     }
 
     // MARK: - Wire format (linux/netfilter/nfnetlink_conntrack.h)

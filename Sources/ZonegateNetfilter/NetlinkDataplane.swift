@@ -1,26 +1,39 @@
 import CNftnl
 import Foundation
+import Synchronization
 @_exported import ZonegateRuleset
 
 /// The kernel's nf_tables, over one long-lived netlink socket. A transaction is
 /// sent as one batch; the kernel applies all of it or none.
-public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
-    // @unchecked: the socket and its sequence numbers are only used under `lock`.
-    private let socket: NetlinkSocket
-    private let lock = NSLock()
+public final class NetlinkDataplane: Dataplane {
+    /// One batch or dump at a time: a reply is matched to its request by the socket's sequence numbers.
+    private let socket: Mutex<NetlinkSocket>
 
     /// Opens the netlink socket; needs CAP_NET_ADMIN for anything but reading.
     public init() throws {
-        socket = try NetlinkSocket()
+        socket = Mutex(try NetlinkSocket())
     }
 
     public func apply(_ transaction: Transaction) throws {
         guard !transaction.isEmpty else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        let encoder = try BatchEncoder.encode(transaction, firstSequence: socket.reserveSequences(0))
-        _ = socket.reserveSequences(encoder.messageCount + 2)
-        try socket.send(encoder.bytes, expectedReplies: encoder.messageCount)
+        try socket.withLock { try $0.apply(transaction) }
+    }
+
+    public func read(family: Family, name: String) throws -> Table? {
+        try socket.withLock { try $0.readTables(family: family.rawValue, name: name).first }
+    }
+
+    public func readAll(name: String) throws -> Ruleset {
+        try socket.withLock { Ruleset(tables: try $0.readTables(family: UInt8(NFPROTO_UNSPEC), name: name)) }
+    }
+}
+
+/// Batches and dumps, on the socket the dataplane's lock hands out.
+private extension NetlinkSocket {
+    func apply(_ transaction: Transaction) throws {
+        let encoder = try BatchEncoder.encode(transaction, firstSequence: reserveSequences(0))
+        _ = reserveSequences(encoder.messageCount + 2)
+        try send(encoder.bytes, expectedReplies: encoder.messageCount)
         try collectAcks(for: encoder, transaction: transaction)
     }
 
@@ -31,27 +44,15 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
     private func collectAcks(for encoder: BatchEncoder, transaction: Transaction) throws(NetfilterError) {
         var acks = BatchAcks(firstSequence: encoder.firstSequence, operationOfMessage: encoder.operationOfMessage,
                              commands: transaction.commands)
-        while !acks.isComplete, let messages = try socket.receive(wait: acks.failure == nil) {
+        while !acks.isComplete, let messages = try receive(wait: acks.failure == nil) {
             for message in messages where message.type == NLMSG_ERROR { acks.take(message) }
         }
         if let failure = acks.failure { throw failure }
     }
 
-    public func read(family: Family, name: String) throws -> Table? {
-        lock.lock()
-        defer { lock.unlock() }
-        return try readTables(family: family.rawValue, name: name).first
-    }
-
-    public func readAll(name: String) throws -> Ruleset {
-        lock.lock()
-        defer { lock.unlock() }
-        return Ruleset(tables: try readTables(family: UInt8(NFPROTO_UNSPEC), name: name))
-    }
-
     // MARK: - Dumps
 
-    private func readTables(family: UInt8, name: String) throws(NetfilterError) -> [Table] {
+    func readTables(family: UInt8, name: String) throws(NetfilterError) -> [Table] {
         var tables: [Table] = []
         for message in try dump(NFT_MSG_GETTABLE, family: family, table: nil) {
             try NetlinkAttributeCheck.check(message, NetlinkAttributeCheck.table, what: "table")
@@ -144,7 +145,7 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
     private func dump(
         _ type: nf_tables_msg_types, family: UInt8, table: String?, set: String? = nil
     ) throws(NetfilterError) -> [NetlinkMessage] {
-        let sequence = socket.reserveSequences(1)
+        let sequence = reserveSequences(1)
         var request = [UInt8](repeating: 0, count: 1024)
         let length = request.withUnsafeMutableBytes { raw -> Int in
             let header = nftnl_nlmsg_build_hdr(
@@ -156,10 +157,10 @@ public final class NetlinkDataplane: Dataplane, @unchecked Sendable {
             if let set { mnl_attr_put_strz(header, UInt16(NFTA_SET_ELEM_LIST_SET.rawValue), set) }
             return Int(header.pointee.nlmsg_len)
         }
-        try socket.send(Array(request[0..<length]), expectedReplies: 1)
+        try send(Array(request[0..<length]), expectedReplies: 1)
         var replies: [NetlinkMessage] = []
         while true {
-            for message in try socket.receive() ?? [] where message.sequence == sequence {
+            for message in try receive() ?? [] where message.sequence == sequence {
                 switch Int32(message.type) {
                 case NLMSG_DONE:
                     return replies
